@@ -1,0 +1,23 @@
+"""Command line: ``python -m mrp_numpyro [overrides]``, a thin Hydra wrapper over :func:`run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from .config import HYDRA_VERSION_BASE, config_dir
+from .run import run
+
+
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    result = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    # Returned so that Hydra sweepers that optimise a value can use it.
+    return result.summary["national_mean"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""From data and formula to arrays: the frozen design every inference method consumes.
+
+Respondents are aggregated exactly into their distinct predictor cells with binomial
+counts (trials, successes): the likelihood depends on a respondent only through the cell,
+so the fit's cost follows the number of occupied cells, not the number of respondents.
+The same columns are built for every poststratification cell, including cells and levels
+no respondent occupies, so one posterior predicts them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .formula import ModelSpec
+from .priors import autoscale_denominators
+from .schema import DataError, MRPData
+
+__all__ = ["CellArrays", "Design", "build_design", "aggregate_cells"]
+
+
+@dataclass(frozen=True)
+class CellArrays:
+    """Model arrays for a set of cells.
+
+    Attributes
+    ----------
+    X : array (cells, p)
+        Population-level predictors, centred at the survey's respondent means.
+    group_index : array (cells, G), int32
+        Level of every varying-intercept term in each cell.
+    cells : pandas.DataFrame
+        The cells' predictor values (one row per cell), for labelling.
+    trials, successes : array (cells,) or None
+        Respondents and "1" answers per cell (survey cells only).
+    weights : array (cells,) or None
+        Population count per cell (poststratification cells only).
+    """
+
+    X: np.ndarray
+    group_index: np.ndarray
+    cells: pd.DataFrame
+    trials: np.ndarray | None = None
+    successes: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass(frozen=True)
+class Design:
+    """Formula, column names, level labels and the survey and poststratification arrays."""
+
+    spec: ModelSpec
+    fixed_names: tuple[str, ...]
+    x_center: np.ndarray
+    x_scale: np.ndarray
+    group_names: tuple[str, ...]
+    group_levels: tuple[tuple[str, ...], ...]
+    survey: CellArrays
+    poststrat: CellArrays
+    n_respondents: int
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        return tuple(len(levels) for levels in self.group_levels)
+
+
+def _levels(data: MRPData, column: str) -> tuple:
+    declared = data.schema.levels(column)
+    if declared is not None:
+        return declared
+    values = np.concatenate([data.survey[column].to_numpy(float), data.poststrat[column].to_numpy(float)])
+    return tuple(np.unique(values).tolist())
+
+
+def _codes(df: pd.DataFrame, column: str, levels: tuple) -> np.ndarray:
+    col = df[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        if tuple(col.cat.categories) != tuple(levels):
+            col = col.cat.set_categories(list(levels))
+        codes = col.cat.codes.to_numpy()
+    else:
+        lv = np.asarray(levels, dtype=float)
+        x = col.to_numpy(float)
+        codes = np.clip(np.searchsorted(lv, x), 0, len(lv) - 1)
+        codes = np.where(lv[codes] == x, codes, -1)
+    if (codes < 0).any():
+        bad = df.loc[codes < 0, column]
+        raise DataError(f"column {column!r} has value(s) outside its levels {list(levels)}: {bad.unique()[:5].tolist()}")
+    return codes.astype(np.int64)
+
+
+def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray):
+    """Collapse respondents with identical predictor codes into binomial cells.
+
+    Parameters
+    ----------
+    codes : int array (respondents, k)
+        Level code of each predictor column.
+    sizes : tuple of int
+        Number of levels of each column.
+    y : array (respondents,)
+        0/1 outcomes.
+
+    Returns
+    -------
+    cell_codes : int array (cells, k)
+    trials, successes : int arrays (cells,)
+    """
+    radix = np.cumprod((1,) + tuple(sizes[::-1][:-1]))[::-1]
+    if np.prod(np.asarray(sizes, dtype=float)) < 2.0**62:
+        key = codes @ radix
+        unique_keys, inverse = np.unique(key, return_inverse=True)
+        cell_codes = (unique_keys[:, None] // radix[None, :]) % np.asarray(sizes)[None, :]
+    else:  # too many combinations for one int64 key
+        cell_codes, inverse = np.unique(codes, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    trials = np.bincount(inverse, minlength=len(cell_codes))
+    successes = np.bincount(inverse, weights=y, minlength=len(cell_codes)).astype(np.int64)
+    return cell_codes.astype(np.int64), trials, successes
+
+
+def _fixed_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]):
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    for term in spec.fixed:
+        lv = levels[term.column]
+        if term.categorical:
+            for j, level in enumerate(lv[1:], start=1):
+                names.append(f"{term.column}[{level}]")
+                columns.append((codes[term.column] == j).astype(float))
+        else:
+            names.append(term.column)
+            columns.append(np.asarray(lv, dtype=float)[codes[term.column]])
+    n = len(next(iter(codes.values()))) if codes else 0
+    X = np.stack(columns, axis=1) if columns else np.zeros((n, 0))
+    return tuple(names), X
+
+
+def _group_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]):
+    index, labels = [], []
+    for g in spec.groups:
+        sizes = [len(levels[c]) for c in g.columns]
+        idx = np.zeros_like(codes[g.columns[0]])
+        for c, size in zip(g.columns, sizes):
+            idx = idx * size + codes[c]
+        index.append(idx)
+        grid = pd.MultiIndex.from_product([[str(v) for v in levels[c]] for c in g.columns])
+        labels.append(tuple(":".join(t) for t in grid))
+    n = len(next(iter(codes.values())))
+    G = np.stack(index, axis=1).astype(np.int32) if index else np.zeros((n, 0), np.int32)
+    return G, tuple(labels)
+
+
+def _categorical_frame(cell_codes: dict[str, np.ndarray], levels: dict[str, tuple]) -> pd.DataFrame:
+    return pd.DataFrame({c: np.asarray(levels[c], dtype=object)[k] for c, k in cell_codes.items()})
+
+
+def build_design(spec: ModelSpec, data: MRPData) -> Design:
+    """Aggregate the survey into cells and build the model arrays for survey and table.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Parsed formula; its response must be the schema's outcome.
+    data : MRPData
+        Validated survey and poststratification table.
+    """
+    schema = data.schema
+    if spec.response != schema.outcome:
+        raise DataError(f"formula response {spec.response!r} is not the data's outcome column {schema.outcome!r}")
+    missing = [c for c in spec.columns if c not in data.survey.columns or c not in data.poststrat.columns]
+    if missing:
+        raise DataError(f"formula column(s) {missing} are not in both the survey and the poststratification table")
+    cols = spec.columns
+    levels = {c: _levels(data, c) for c in cols}
+    survey_codes = np.stack([_codes(data.survey, c, levels[c]) for c in cols], axis=1)
+    y = data.survey[schema.outcome].to_numpy()
+    cell_codes, trials, successes = aggregate_cells(survey_codes, tuple(len(levels[c]) for c in cols), y)
+    s_codes = {c: cell_codes[:, i] for i, c in enumerate(cols)}
+    p_codes = {c: _codes(data.poststrat, c, levels[c]) for c in cols}
+
+    fixed_names, X_s = _fixed_block(spec, s_codes, levels)
+    _, X_p = _fixed_block(spec, p_codes, levels)
+    center = (X_s * trials[:, None]).sum(0) / trials.sum()
+    scale = autoscale_denominators(X_s, trials)
+    G_s, group_levels = _group_block(spec, s_codes, levels)
+    G_p, _ = _group_block(spec, p_codes, levels)
+
+    survey = CellArrays(
+        X=X_s - center,
+        group_index=G_s,
+        cells=_categorical_frame(s_codes, levels),
+        trials=trials,
+        successes=successes,
+    )
+    post = CellArrays(
+        X=X_p - center,
+        group_index=G_p,
+        cells=data.poststrat.drop(columns=[schema.count]).reset_index(drop=True),
+        weights=data.poststrat[schema.count].to_numpy(float),
+    )
+    return Design(
+        spec=spec,
+        fixed_names=fixed_names,
+        x_center=center,
+        x_scale=scale,
+        group_names=tuple(g.name for g in spec.groups),
+        group_levels=group_levels,
+        survey=survey,
+        poststrat=post,
+        n_respondents=int(trials.sum()),
+    )

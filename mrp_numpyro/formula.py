@@ -1,0 +1,125 @@
+"""lme4/rstanarm-style formulas, parsed with ``formulae`` into a small, frozen model spec.
+
+Supported terms: an intercept (``0 +`` or ``- 1`` removes it), numeric fixed effects
+(``male``), categorical fixed effects (``factor(region)`` or ``C(region)``, treatment-coded
+with the schema's first level as baseline) and varying intercepts of a factor or of an
+interaction of factors (``(1 | state)``, ``(1 | male:eth)``). Varying slopes and products of
+numeric predictors are rejected with an error that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import formulae
+from formulae.terms.terms import GroupSpecificTerm, Intercept, Term
+
+__all__ = ["FixedTerm", "GroupTerm", "ModelSpec", "parse_formula", "FormulaError"]
+
+_CATEGORICAL_CALLS = ("factor", "C")
+
+
+class FormulaError(ValueError):
+    """Raised for a formula the package cannot fit, or one naming unknown columns."""
+
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """A population-level term: a numeric column, or a categorical one to dummy-code."""
+
+    column: str
+    categorical: bool
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """A varying intercept over a factor or an interaction of factors."""
+
+    columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return ":".join(self.columns)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the formula asks for, independent of any data."""
+
+    formula: str
+    response: str
+    intercept: bool
+    fixed: tuple[FixedTerm, ...]
+    groups: tuple[GroupTerm, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Predictor columns the formula uses, in first-use order."""
+        cols: list[str] = []
+        for c in [t.column for t in self.fixed] + [c for g in self.groups for c in g.columns]:
+            if c not in cols:
+                cols.append(c)
+        return tuple(cols)
+
+
+def _component_column(component, formula: str) -> tuple[str, bool]:
+    """Column name of one term component and whether it is forced categorical."""
+    call = getattr(component, "call", None)
+    if call is None:
+        return component.name, False
+    if call.callee in _CATEGORICAL_CALLS and len(call.args) == 1 and not call.kwargs:
+        return call.args[0].name, True
+    raise FormulaError(
+        f"unsupported function call {component.name!r} in formula {formula!r}; "
+        f"only {', '.join(c + '(column)' for c in _CATEGORICAL_CALLS)} are understood. "
+        "Compute transformed predictors as columns of the data instead."
+    )
+
+
+def parse_formula(formula: str, columns=None) -> ModelSpec:
+    """Parse an lme4-style formula into a :class:`ModelSpec`.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"abortion ~ (1 | state) + male + factor(region)"``.
+    columns : iterable of str, optional
+        Columns available in the data; when given, unknown names are an error that lists them.
+    """
+    try:
+        desc = formulae.model_description(formula)
+    except Exception as err:  # formulae raises several parser error types
+        raise FormulaError(f"could not parse formula {formula!r}: {err}") from err
+    if desc.response is None:
+        raise FormulaError(f"formula {formula!r} has no response; write it as 'outcome ~ terms'")
+    response = desc.response.term.components[0].name
+    intercept = False
+    fixed: list[FixedTerm] = []
+    groups: list[GroupTerm] = []
+    for term in desc.terms:
+        if isinstance(term, Intercept):
+            intercept = True
+        elif isinstance(term, GroupSpecificTerm):
+            if not isinstance(term.expr, Intercept):
+                raise FormulaError(
+                    f"varying slopes ({term.expr} | ...) are not supported; use varying intercepts (1 | group)"
+                )
+            cols = tuple(_component_column(c, formula)[0] for c in term.factor.components)
+            groups.append(GroupTerm(cols))
+        elif isinstance(term, Term):
+            if len(term.components) != 1:
+                raise FormulaError(
+                    f"interaction {term} of population-level terms is not supported; "
+                    f"model interactions of factors as varying intercepts, e.g. (1 | {':'.join(c.name for c in term.components)})"
+                )
+            col, categorical = _component_column(term.components[0], formula)
+            fixed.append(FixedTerm(col, categorical))
+        else:  # pragma: no cover - formulae may add term kinds
+            raise FormulaError(f"unsupported term {term!r} in formula {formula!r}")
+    spec = ModelSpec(formula, response, intercept, tuple(fixed), tuple(groups))
+    if columns is not None:
+        known = set(columns)
+        unknown = [c for c in (spec.response, *spec.columns) if c not in known]
+        if unknown:
+            raise FormulaError(f"formula {formula!r} names unknown column(s) {unknown}; the data have {sorted(known)}")
+    return spec

@@ -1,0 +1,149 @@
+"""The hierarchical logit as a plain NumPyro function over arrays, and its predictions.
+
+For cell ``c`` with ``trials[c]`` respondents,
+
+    successes[c] ~ Binomial(trials[c], logit^-1(eta[c]))
+    eta[c] = Intercept + X[c] @ beta + sum_g sd_g * z_g[group_index[c, g]]
+
+with ``z_g ~ Normal(0, 1)`` (the non-centred form, which avoids the funnel between a
+group's standard deviation and its effects), ``sd_g ~ Gamma(shape, scale)``,
+``beta ~ Normal(loc, scale / x_scale)`` and ``Intercept ~ Normal(loc, scale)`` on centred
+predictors (see :mod:`mrp_numpyro.priors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Mapping
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from .design import CellArrays, Design
+from .priors import Priors
+
+__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits"]
+
+
+def site_names(group: str) -> tuple[str, str]:
+    """Sample-site names of a varying intercept's standard deviation and standardised effects."""
+    return f"sd_{group}", f"z_{group}"
+
+
+def mrp_logit(
+    X,
+    group_index,
+    trials,
+    successes=None,
+    *,
+    coef_scale,
+    group_names: tuple[str, ...],
+    group_sizes: tuple[int, ...],
+    priors: Priors,
+):
+    """Hierarchical binomial logit over aggregated cells.
+
+    Parameters
+    ----------
+    X : array (cells, p)
+        Centred population-level predictors.
+    group_index : int array (cells, G)
+        Level of each varying-intercept term in each cell.
+    trials : array (cells,)
+        Respondents per cell.
+    successes : array (cells,), optional
+        Observed "1" answers per cell; ``None`` samples them (prior/posterior prediction).
+    coef_scale : array (p,)
+        Prior standard deviation of each coefficient (already autoscaled).
+    group_names, group_sizes : tuple
+        Names and numbers of levels of the varying-intercept terms (static).
+    priors : Priors
+        Prior hyperparameters (static).
+    """
+    eta = numpyro.sample("Intercept", dist.Normal(priors.intercept_loc, priors.intercept_scale))
+    if X.shape[1]:
+        beta = numpyro.sample("beta", dist.Normal(priors.coef_loc, coef_scale).to_event(1))
+        eta = eta + X @ beta
+    for g, (name, size) in enumerate(zip(group_names, group_sizes)):
+        sd_name, z_name = site_names(name)
+        sd = numpyro.sample(sd_name, dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale))
+        with numpyro.plate(name, size):
+            z = numpyro.sample(z_name, dist.Normal(0.0, 1.0))
+        eta = eta + sd * z[group_index[:, g]]
+    with numpyro.plate("cells", X.shape[0]):
+        numpyro.sample("y", dist.Binomial(total_count=trials, logits=eta), obs=successes)
+
+
+@dataclass(frozen=True)
+class MRPModel:
+    """A model function with its static settings bound, and the survey arrays it is fitted to.
+
+    ``fn(**kwargs)`` runs the model on the survey; inference methods take ``fn`` and
+    ``kwargs`` and nothing else, so any NumPyro guide or kernel can be used with it.
+    """
+
+    design: Design
+    priors: Priors
+    fn: Callable = field(repr=False)
+    kwargs: Mapping[str, np.ndarray] = field(repr=False)
+
+    @property
+    def coef_scale(self) -> np.ndarray:
+        return self.priors.coef_scales(self.design.x_scale)
+
+
+def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
+    """Bind the model's static settings and the survey arrays.
+
+    Parameters
+    ----------
+    design : Design
+    priors : Priors
+    dtype : numpy dtype
+        Floating type of the arrays (float32 by default; float64 with x64 enabled).
+    """
+    s = design.survey
+    fn = partial(
+        mrp_logit,
+        coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
+        group_names=design.group_names,
+        group_sizes=design.group_sizes,
+        priors=priors,
+    )
+    kwargs = {
+        "X": jnp.asarray(s.X, dtype),
+        "group_index": jnp.asarray(s.group_index),
+        "trials": jnp.asarray(s.trials, dtype),
+        "successes": jnp.asarray(s.successes, dtype),
+    }
+    return MRPModel(design, priors, fn, kwargs)
+
+
+def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:
+    """Linear predictor of every cell for a flat batch of posterior draws.
+
+    Parameters
+    ----------
+    draws : mapping of site name to array (draws, ...)
+        Must hold ``Intercept``, ``beta`` (if there are fixed effects), and ``sd_*``/``z_*``
+        of every varying intercept.
+    design : Design
+    cells : CellArrays
+        Survey or poststratification cells.
+
+    Returns
+    -------
+    array (draws, cells)
+    """
+    alpha = np.asarray(draws["Intercept"], dtype=np.float64)
+    eta = np.repeat(alpha[:, None], cells.n_cells, axis=1)
+    if cells.X.shape[1]:
+        eta += np.asarray(draws["beta"], dtype=np.float64) @ cells.X.T
+    for g, name in enumerate(design.group_names):
+        sd_name, z_name = site_names(name)
+        effect = np.asarray(draws[sd_name], np.float64)[:, None] * np.asarray(draws[z_name], np.float64)
+        eta += effect[:, cells.group_index[:, g]]
+    return eta

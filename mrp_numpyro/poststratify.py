@@ -1,0 +1,159 @@
+"""The shared poststratifier: any method's draws -> area estimates.
+
+The core, :func:`poststratify`, is a pure array function: cell probabilities
+(draws x cells) and cell counts N give, for each group of cells, the N-weighted mean
+probability (draws x groups). :func:`poststratify_draws` feeds it the predictions of
+every poststratification cell - occupied by respondents or not - in chunks of draws, so
+memory stays bounded, and aggregates to any number of groupings at once (state, national,
+eth within state, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from .design import Design
+from .model import cell_logits
+from .schema import DataError
+
+__all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _weight_matrix(weights: np.ndarray, group_index: np.ndarray, n_groups: int) -> np.ndarray:
+    weights = np.asarray(weights, dtype=np.float64)
+    group_index = np.asarray(group_index)
+    if weights.ndim != 1 or group_index.shape != weights.shape:
+        raise ValueError(f"weights and group_index must be 1-d of equal length, got {weights.shape} and {group_index.shape}")
+    if np.any(~np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("cell weights must be finite and non-negative")
+    if group_index.size and (group_index.min() < 0 or group_index.max() >= n_groups):
+        raise ValueError(f"group_index must lie in [0, {n_groups})")
+    totals = np.bincount(group_index, weights=weights, minlength=n_groups)
+    if np.any(totals <= 0):
+        raise ValueError(f"group(s) {np.flatnonzero(totals <= 0).tolist()} have zero total weight")
+    W = np.zeros((weights.size, n_groups))
+    W[np.arange(weights.size), group_index] = weights / totals[group_index]
+    return W
+
+
+def poststratify(cell_probs: np.ndarray, weights: np.ndarray, group_index: np.ndarray, n_groups: int) -> np.ndarray:
+    """Population-weighted mean of cell probabilities within each group.
+
+    Parameters
+    ----------
+    cell_probs : array (draws, cells)
+        Predicted probability of every poststratification cell, per posterior draw.
+    weights : array (cells,)
+        Population count N of every cell (non-negative).
+    group_index : int array (cells,)
+        Group of every cell, in ``[0, n_groups)``.
+    n_groups : int
+
+    Returns
+    -------
+    array (draws, n_groups)
+        ``sum_c N_c p_c / sum_c N_c`` over the cells of each group.
+    """
+    return np.asarray(cell_probs, dtype=np.float64) @ _weight_matrix(weights, group_index, n_groups)
+
+
+def group_cells(cells: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Group index of every cell by ``columns`` (all cells in one group when empty), with labels."""
+    columns = list(columns)
+    missing = [c for c in columns if c not in cells.columns]
+    if missing:
+        raise DataError(f"poststratification grouping names column(s) {missing} not in the table {list(cells.columns)}")
+    if not columns:
+        return np.zeros(len(cells), dtype=np.int64), pd.DataFrame(index=pd.RangeIndex(1))
+    grouped = cells.groupby(columns, sort=True, observed=True)
+    index = grouped.ngroup().to_numpy()
+    labels = grouped.size().reset_index()[columns]
+    for c in columns:
+        if isinstance(cells[c].dtype, pd.CategoricalDtype):
+            labels[c] = labels[c].astype(object)
+    return index, labels
+
+
+def summarize(values: np.ndarray, labels: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sd and 5/25/50/75/95 % quantiles of each column of ``values`` (draws x groups)."""
+    values = np.asarray(values)
+    q = np.quantile(values, QUANTILES, axis=0)
+    table = labels.reset_index(drop=True).copy()
+    table["mean"] = values.mean(axis=0)
+    table["sd"] = values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.nan
+    for level, row in zip(QUANTILES, q):
+        table[f"q{int(round(level * 100))}"] = row
+    return table
+
+
+@dataclass(frozen=True)
+class Poststratified:
+    """Poststratified draws for one grouping.
+
+    Attributes
+    ----------
+    name : str
+    columns : tuple of str
+        Grouping columns (empty for the national value).
+    labels : pandas.DataFrame
+        One row per group with the grouping columns' values.
+    draws : array (chain, draw, groups)
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    labels: pd.DataFrame
+    draws: np.ndarray
+
+    def summary(self) -> pd.DataFrame:
+        return summarize(self.draws.reshape(-1, self.draws.shape[-1]), self.labels)
+
+
+def poststratify_draws(
+    draws: Mapping[str, np.ndarray],
+    design: Design,
+    groupings: Mapping[str, Sequence[str]],
+    chunk_size: int = 500,
+) -> dict[str, Poststratified]:
+    """Predict every poststratification cell for every draw and aggregate to each grouping.
+
+    Parameters
+    ----------
+    draws : mapping of site name to array (chain, draw, ...)
+        Posterior draws from any method (:attr:`Fit.draws`).
+    design : Design
+    groupings : mapping of name to list of column names
+        e.g. ``{"state": ["state"], "national": [], "state_eth": ["state", "eth"]}``.
+    chunk_size : int
+        Draws predicted at once; bounds memory at about ``chunk_size x cells`` floats.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    post = design.poststrat
+    chains, ndraw = next(iter(draws.values())).shape[:2]
+    flat = {k: np.asarray(v).reshape((chains * ndraw,) + np.shape(v)[2:]) for k, v in draws.items()}
+    prepared = []
+    for name, cols in groupings.items():
+        index, labels = group_cells(post.cells, cols)
+        try:
+            W = _weight_matrix(post.weights, index, len(labels))
+        except ValueError as err:
+            raise DataError(f"poststratification grouping {name!r} ({list(cols)}): {err}") from err
+        prepared.append((name, tuple(cols), labels, W))
+    outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
+    for start in range(0, chains * ndraw, chunk_size):
+        batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
+        probs = expit(cell_logits(batch, design, post))
+        for out, (*_, W) in zip(outputs, prepared):
+            out[start : start + chunk_size] = probs @ W
+    return {
+        name: Poststratified(name, cols, labels, out.reshape(chains, ndraw, -1))
+        for (name, cols, labels, _), out in zip(prepared, outputs)
+    }

@@ -1,0 +1,135 @@
+"""Smoke runs of the whole pipeline with the fast preset, through run(cfg) and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mrp_numpyro.config import compose_config
+from mrp_numpyro.run import run
+
+FAST = ["experiment=fast", "progress=false"]
+EXPECTED_FILES = {
+    "config.yaml",
+    "estimates_state.csv",
+    "estimates_national.csv",
+    "posterior.nc",
+    "poststrat_draws.nc",
+    "summary.json",
+    "run.log",
+}
+
+
+def check_run_dir(out, method):
+    files = {p.name for p in out.iterdir()}
+    assert EXPECTED_FILES <= files
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == method
+    assert set(summary["timings_s"]) >= {"load", "aggregate", "fit", "poststratify"}
+    assert summary["versions"]["numpyro"] and summary["seed"] == 0
+    states = pd.read_csv(out / "estimates_state.csv")
+    assert len(states) == 50
+    assert list(states.columns[:8]) == ["state", "mean", "sd", "q5", "q25", "q50", "q75", "q95"]
+    assert states["mean"].between(0, 1).all() and (states["q5"] <= states["q95"]).all()
+    assert np.isfinite(states[["mean", "sd", "q5", "q95"]].to_numpy()).all()
+    national = pd.read_csv(out / "estimates_national.csv")
+    assert national["mean"].iloc[0] == pytest.approx(summary["national_mean"])
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert "sd_state" in idata.posterior and idata.posterior["z_state"].shape[-1] == 50
+    assert list(idata.posterior["beta"].coords["coef"].values)[:2] == ["male", "repvote"]
+    draws = xr.open_dataset(out / "poststrat_draws.nc", engine="h5netcdf")
+    assert draws["state"].sizes["state"] == 50
+    # The CSV summary is the summary of the NetCDF draws.
+    assert float(draws["national"].mean()) == pytest.approx(national["mean"].iloc[0], rel=1e-6)
+    draws.close()
+    return summary
+
+
+@pytest.mark.parametrize("guide", ["meanfield", "fullrank", "lowrank", "iaf"])
+def test_every_guide_runs(guide, tmp_path):
+    cfg = compose_config(FAST + [f"guide={guide}"])
+    result = run(cfg, tmp_path)
+    summary = check_run_dir(tmp_path, "svi")
+    assert (tmp_path / "elbo.csv").exists()
+    assert summary["diagnostics"]["nonfinite_steps"] == 0
+    assert len(result.fit.traces["elbo"]) == cfg.inference.num_steps
+    # The synthetic truth is reported beside the estimates.
+    assert "truth" in pd.read_csv(tmp_path / "estimates_state.csv")
+
+
+def test_nuts_runs_and_reports_diagnostics(tmp_path):
+    cfg = compose_config(FAST + ["inference=nuts"])
+    run(cfg, tmp_path)
+    summary = check_run_dir(tmp_path, "nuts")
+    diag = summary["diagnostics"]
+    assert {"divergences", "max_rhat", "min_ess_bulk", "min_ess_tail"} <= set(diag)
+    assert diag["num_chains"] == 2 and diag["divergences"] >= 0
+    idata = az.from_netcdf(tmp_path / "posterior.nc")
+    assert idata.posterior.sizes["chain"] == 2 and "diverging" in idata.sample_stats
+
+
+def test_extra_grouping_and_original_formula(tmp_path):
+    cfg = compose_config(FAST + ["model=rstanarm_original", "+poststrat.groupings.state_eth=[state,eth]"])
+    result = run(cfg, tmp_path)
+    table = pd.read_csv(tmp_path / "estimates_state_eth.csv")
+    assert len(table) == 200 and list(table.columns[:2]) == ["state", "eth"]
+    assert "age" not in result.design.group_names
+
+
+def test_cces_fast_run(tmp_path, data_dir):
+    cfg = compose_config(FAST + ["data=cces18", f"data.dir={data_dir}"])
+    run(cfg, tmp_path)
+    summary = check_run_dir(tmp_path, "svi")
+    assert summary["n_respondents"] == 2000
+    assert "truth" not in pd.read_csv(tmp_path / "estimates_state.csv")
+
+
+def test_refuses_to_overwrite_a_finished_run(tmp_path):
+    cfg = compose_config(FAST + ["budget.svi_steps=20", "budget.svi_draws=20"])
+    run(cfg, tmp_path)
+    with pytest.raises(FileExistsError):
+        run(cfg, tmp_path)
+
+
+def test_gpu_request_without_gpu_is_a_clear_error(tmp_path):
+    import jax
+
+    from mrp_numpyro.device import DeviceError, configure_device
+
+    try:
+        jax.devices("gpu")
+        pytest.skip("this machine has a GPU")
+    except RuntimeError:
+        pass
+    with pytest.raises(DeviceError, match="device=gpu was requested"):
+        configure_device("gpu")
+    configure_device("cpu")
+
+
+def _cli(args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "mrp_numpyro", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_command_line_from_another_directory(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(FAST + ["budget.svi_steps=50", f"hydra.run.dir={out}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_run_dir(out, "svi")
+    assert "national estimate" in (out / "run.log").read_text()
+
+
+def test_multirun_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = _cli(
+        FAST + ["budget.svi_steps=50", "-m", "guide=meanfield,fullrank", f"hydra.sweep.dir={sweep}"], cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    guides = {json.loads((sweep / str(i) / "summary.json").read_text())["guide"] for i in range(2)}
+    assert guides == {"AutoNormal", "AutoMultivariateNormal"}

@@ -1,0 +1,104 @@
+from dataclasses import replace
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from numpyro.infer.util import log_density
+from scipy.special import gammaln
+
+from mrp_numpyro.data import load_synthetic
+from mrp_numpyro.design import CellArrays, aggregate_cells, build_design
+from mrp_numpyro.formula import parse_formula
+from mrp_numpyro.model import build_model
+from mrp_numpyro.priors import Priors
+
+FORMULA = (
+    "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth)"
+    " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_synthetic(4000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def design(data):
+    return build_design(parse_formula(FORMULA), data)
+
+
+def test_aggregation_preserves_counts(data, design):
+    s = design.survey
+    assert s.trials.sum() == len(data.survey) == design.n_respondents
+    assert s.successes.sum() == data.survey["abortion"].sum()
+    assert (s.trials >= 1).all() and (s.successes <= s.trials).all()
+    # Same cells and counts as a pandas group-by of the respondents.
+    keys = ["male", "repvote", "region", "state", "eth", "educ", "age"]
+    expected = data.survey.groupby(keys, observed=True)["abortion"].agg(["size", "sum"]).reset_index()
+    got = s.cells.assign(size=s.trials, sum=s.successes)
+    got["male"] = got["male"].astype(float)
+    got["repvote"] = got["repvote"].astype(float)
+    merged = expected.astype({c: str for c in ("region", "state", "eth", "educ", "age")}).merge(
+        got.astype({c: str for c in ("region", "state", "eth", "educ", "age")}), on=keys, suffixes=("_pd", "_mrp")
+    )
+    assert len(merged) == len(expected) == s.n_cells
+    assert (merged["size_pd"] == merged["size_mrp"]).all() and (merged["sum_pd"] == merged["sum_mrp"]).all()
+
+
+def test_aggregate_cells_small_case():
+    codes = np.array([[0, 1], [1, 0], [0, 1], [0, 0], [1, 0]])
+    cells, trials, successes = aggregate_cells(codes, (2, 2), np.array([1, 0, 0, 1, 1]))
+    assert cells.tolist() == [[0, 0], [0, 1], [1, 0]]
+    assert trials.tolist() == [1, 2, 2]
+    assert successes.tolist() == [1, 1, 1]
+
+
+def test_design_columns_and_centering(design):
+    assert design.fixed_names == ("male", "repvote", "region[North Central]", "region[South]", "region[West]")
+    X, t = design.survey.X, design.survey.trials
+    np.testing.assert_allclose((X * t[:, None]).sum(0) / t.sum(), 0.0, atol=1e-10)
+    assert design.group_sizes == (50, 4, 5, 6, 8, 30, 20)
+    assert design.group_levels[4][:2] == ("-0.5:White", "-0.5:Black")
+    # Every table cell is predicted, whether or not a respondent is in it.
+    assert design.poststrat.n_cells == 12_000
+    assert design.poststrat.group_index.max(axis=0).tolist() == [49, 3, 4, 5, 7, 29, 19]
+
+
+def test_autoscale_follows_rstanarm(data, design):
+    # Two-valued predictors are scaled by their range, others by their sd (n - 1).
+    assert design.x_scale[0] == 1.0  # male: -0.5 / +0.5
+    assert design.x_scale[2:].tolist() == [1.0, 1.0, 1.0]  # region dummies
+    assert design.x_scale[1] == pytest.approx(data.survey["repvote"].std(ddof=1), rel=1e-10)
+    np.testing.assert_allclose(Priors().coef_scales(design.x_scale), 1.0 / design.x_scale)
+    np.testing.assert_allclose(Priors(autoscale=False).coef_scales(design.x_scale), 1.0)
+
+
+def test_binomial_likelihood_equals_bernoulli_up_to_constant(data, design):
+    """The aggregated likelihood is the respondent-level one plus sum log C(n, k)."""
+    priors = Priors()
+    # Respondent-level design: every respondent is its own cell with one trial.
+    s = design.survey
+    per_cell = np.repeat(np.arange(s.n_cells), s.trials)
+    y = np.concatenate([np.r_[np.ones(k), np.zeros(n - k)] for n, k in zip(s.trials, s.successes)])
+    individual = CellArrays(s.X[per_cell], s.group_index[per_cell], s.cells.iloc[per_cell], np.ones(len(y)), y)
+    rng = np.random.default_rng(0)
+    params = {"Intercept": 0.3, "beta": rng.normal(size=len(design.fixed_names))}
+    for name, size in zip(design.group_names, design.group_sizes):
+        params[f"sd_{name}"] = 0.4
+        params[f"z_{name}"] = rng.normal(size=size)
+    with jax.enable_x64(True):
+        model = build_model(design, priors, dtype=np.float64)
+        model_ind = build_model(replace(design, survey=individual), priors, dtype=np.float64)
+        lp_cells, _ = log_density(model.fn, (), dict(model.kwargs), params)
+        lp_ind, _ = log_density(model_ind.fn, (), dict(model_ind.kwargs), params)
+    const = np.sum(gammaln(s.trials + 1) - gammaln(s.successes + 1) - gammaln(s.trials - s.successes + 1))
+    assert float(lp_cells) - float(lp_ind) == pytest.approx(const, rel=1e-9, abs=1e-6)
+
+
+def test_formula_response_must_be_outcome(data):
+    from mrp_numpyro.schema import DataError
+
+    with pytest.raises(DataError, match="not the data's outcome"):
+        build_design(parse_formula("male ~ (1 | state)"), data)

@@ -1,0 +1,49 @@
+import pytest
+
+from mrp_numpyro.formula import FixedTerm, FormulaError, GroupTerm, parse_formula
+
+DEFAULT = (
+    "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth)"
+    " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
+)
+
+
+def test_default_formula():
+    spec = parse_formula(DEFAULT)
+    assert spec.response == "abortion"
+    assert spec.intercept
+    assert spec.fixed == (FixedTerm("male", False), FixedTerm("repvote", False), FixedTerm("region", True))
+    assert [g.name for g in spec.groups] == ["state", "eth", "educ", "age", "male:eth", "educ:age", "educ:eth"]
+    assert spec.groups[4] == GroupTerm(("male", "eth"))
+    assert set(spec.columns) == {"state", "eth", "educ", "age", "male", "repvote", "region"}
+
+
+def test_original_rstanarm_formula_without_age():
+    spec = parse_formula(DEFAULT.replace("(1 | age) + ", ""))
+    assert "age" not in [g.name for g in spec.groups]
+    assert "educ:age" in [g.name for g in spec.groups]
+
+
+def test_c_is_categorical_and_intercept_can_be_dropped():
+    spec = parse_formula("y ~ 0 + C(region) + (1 | state)")
+    assert not spec.intercept
+    assert spec.fixed == (FixedTerm("region", True),)
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("y ~ (male | state)", "varying slopes"),
+        ("y ~ x:z", "interaction"),
+        ("y ~ log(x)", "unsupported function call"),
+        ("y ~ (1 | ", "could not parse"),
+    ],
+)
+def test_unsupported_formulas_are_rejected(formula, message):
+    with pytest.raises(FormulaError, match=message):
+        parse_formula(formula)
+
+
+def test_unknown_column_is_named():
+    with pytest.raises(FormulaError, match=r"unknown column\(s\) \['ethnicity'\]"):
+        parse_formula("abortion ~ (1 | ethnicity)", columns=["abortion", "eth", "state"])

@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mrp_numpyro.poststratify import group_cells, poststratify, summarize
+
+
+def test_hand_computed_case():
+    # Two areas. Area 0: cells with N = 100 and 300, p = 0.2 and 0.6 -> (20 + 180) / 400 = 0.5.
+    # Area 1: one cell with N = 50 and p = 0.9 -> 0.9; a cell with N = 0 contributes nothing.
+    probs = np.array([[0.2, 0.6, 0.9, 0.1], [0.4, 0.4, 0.5, 0.7]])
+    N = np.array([100.0, 300.0, 50.0, 0.0])
+    area = np.array([0, 0, 1, 1])
+    out = poststratify(probs, N, area, 2)
+    np.testing.assert_allclose(out, [[0.5, 0.9], [0.4, 0.5]])
+    national = poststratify(probs, N, np.zeros(4, int), 1)
+    np.testing.assert_allclose(national[:, 0], [(20 + 180 + 45) / 450, (40 + 120 + 25) / 450])
+
+
+def test_zero_population_group_is_an_error():
+    with pytest.raises(ValueError, match="zero total weight"):
+        poststratify(np.ones((1, 2)), np.array([1.0, 0.0]), np.array([0, 1]), 2)
+
+
+def test_summary_columns():
+    draws = np.random.default_rng(1).normal(size=(4000, 2))
+    table = summarize(draws, pd.DataFrame({"state": ["A", "B"]}))
+    assert list(table.columns) == ["state", "mean", "sd", "q5", "q25", "q50", "q75", "q95"]
+    # Standard normal quantiles, within Monte Carlo error of 4,000 draws (se of q5 ~ 0.034).
+    np.testing.assert_allclose(table["q5"], -1.645, atol=0.15)
+    np.testing.assert_allclose(table["q50"], 0.0, atol=0.1)
+
+
+def test_group_cells_labels_and_national():
+    cells = pd.DataFrame({"state": ["B", "A", "B"], "eth": ["x", "x", "y"]})
+    index, labels = group_cells(cells, ["state"])
+    assert index.tolist() == [1, 0, 1] and labels["state"].tolist() == ["A", "B"]
+    index, labels = group_cells(cells, [])
+    assert index.tolist() == [0, 0, 0] and len(labels) == 1
+
+
+@st.composite
+def tables(draw):
+    cells = draw(st.integers(1, 30))
+    groups = draw(st.integers(1, min(cells, 5)))
+    index = np.concatenate([np.arange(groups), draw(arrays(np.int64, cells - groups, elements=st.integers(0, groups - 1)))])
+    weights = draw(arrays(np.float64, cells, elements=st.floats(1.0, 1e6)))
+    probs = draw(arrays(np.float64, (draw(st.integers(1, 4)), cells), elements=st.floats(0.0, 1.0)))
+    return probs, weights, index, groups
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables())
+def test_is_a_weighted_mean_bounded_by_cell_probabilities(t):
+    probs, weights, index, groups = t
+    out = poststratify(probs, weights, index, groups)
+    for g in range(groups):
+        members = probs[:, index == g]
+        assert np.all(out[:, g] >= members.min(axis=1) - 1e-12)
+        assert np.all(out[:, g] <= members.max(axis=1) + 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables(), st.randoms(use_true_random=False))
+def test_invariant_to_cell_order(t, rnd):
+    probs, weights, index, groups = t
+    perm = np.arange(len(weights))
+    rnd.shuffle(perm)
+    np.testing.assert_allclose(
+        poststratify(probs, weights, index, groups), poststratify(probs[:, perm], weights[perm], index[perm], groups), rtol=1e-12
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables(), st.floats(0.0, 1.0))
+def test_exact_on_constant_probabilities(t, p):
+    _, weights, index, groups = t
+    out = poststratify(np.full((2, len(weights)), p), weights, index, groups)
+    np.testing.assert_allclose(out, p, rtol=1e-12, atol=1e-15)
