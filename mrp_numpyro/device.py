@@ -40,7 +40,8 @@ def configure_device(platform: str = "cpu", x64: bool = False, host_device_count
         raise DeviceError(f"device.platform must be one of {list(PLATFORMS)}, got {platform!r}")
     if platform == "cpu":
         numpyro.set_host_device_count(int(host_device_count or os.cpu_count() or 1))
-    numpyro.set_platform(platform)
+        # Forces the CPU even where a GPU is present (effective before JAX's first use).
+        numpyro.set_platform("cpu")
     numpyro.enable_x64(bool(x64))
     try:
         devices = jax.devices(platform)
@@ -49,6 +50,8 @@ def configure_device(platform: str = "cpu", x64: bool = False, host_device_count
             f"device={platform} was requested but JAX finds no {platform.upper()} ({err}). "
             "Install a CUDA build of jax (pip install 'jax[cuda12]') on a machine with a GPU, or use device=cpu."
         ) from err
+    # Explicit, so that a CPU run after a GPU run in one process (or the reverse) obeys the config.
+    jax.config.update("jax_default_device", devices[0])
     info = {
         "platform": platform,
         "devices": [str(d) for d in devices],

@@ -220,6 +220,9 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
         "formula": spec.formula,
         "seed": int(cfg.seed),
         "national_mean": None if national is None else float(national["mean"].iloc[0]),
+        # Reliability verdict of a variational fit (PSIS k-hat); None for exact methods.
+        "verdict": fit.diagnostics.get("verdict"),
+        "verdict_message": fit.diagnostics.get("verdict_message"),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "diagnostics": dict(fit.diagnostics),
         "device": device,

@@ -127,9 +127,7 @@ def test_command_line_from_another_directory(tmp_path):
 
 def test_multirun_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = _cli(
-        FAST + ["budget.svi_steps=50", "-m", "guide=meanfield,fullrank", f"hydra.sweep.dir={sweep}"], cwd=tmp_path
-    )
+    proc = _cli(["-m", *FAST, "budget.svi_steps=50", "guide=meanfield,fullrank", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     guides = {json.loads((sweep / str(i) / "summary.json").read_text())["guide"] for i in range(2)}
     assert guides == {"AutoNormal", "AutoMultivariateNormal"}

@@ -1,4 +1,12 @@
-"""Stochastic variational inference with any NumPyro guide."""
+"""Stochastic variational inference with any NumPyro guide, checked by PSIS.
+
+The optimisation runs as compiled ``lax.scan`` chunks of ``check_every`` steps (one
+compilation per fit). After each chunk the mean ELBO of the chunk is compared with that of
+the previous one, and the fit stops when the relative change falls below ``plateau_rtol``.
+The fitted guide's draws are then weighed against the exact posterior with Pareto-smoothed
+importance sampling (:mod:`mrp_numpyro.inference.psis`): k-hat, the importance ESS, a
+verdict, and - where k-hat allows - importance resampling of the draws.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,28 @@ from typing import Callable
 import jax
 import numpy as np
 from numpyro.infer import SVI, Trace_ELBO
+from tqdm.auto import tqdm
 
-from ..model import MRPModel
+from ..model import MRPModel, site_names
+from .psis import KHAT_BAD, guide_draws_and_log_ratios, importance_resample, psis, verdict
 from .result import Fit, FitError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_svi"]
+__all__ = ["fit_svi", "latent_sites"]
 
 
-def _latent(draws: dict, model: MRPModel) -> dict[str, np.ndarray]:
-    keep = {"Intercept", "beta"} | {f"{p}_{g}" for g in model.design.group_names for p in ("sd", "z")}
-    return {k: np.asarray(v)[None] for k, v in draws.items() if k in keep}
+def latent_sites(model: MRPModel) -> tuple[str, ...]:
+    """Names of the model's latent sample sites."""
+    names = ["Intercept"] + (["beta"] if model.design.fixed_names else [])
+    for g in model.design.group_names:
+        names.extend(site_names(g))
+    return tuple(names)
+
+
+def _finite_mean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else float("nan")
 
 
 def fit_svi(
@@ -32,9 +50,12 @@ def fit_svi(
     num_steps: int = 10_000,
     num_particles: int = 1,
     num_draws: int = 4_000,
+    check_every: int = 500,
+    plateau_rtol: float | None = 1e-4,
+    importance_resampling: bool = True,
     progress_bar: bool = False,
 ) -> Fit:
-    """Fit ``model`` by SVI and draw from the fitted guide.
+    """Fit ``model`` by SVI, draw from the fitted guide and check the draws with PSIS.
 
     Parameters
     ----------
@@ -44,62 +65,123 @@ def fit_svi(
         Guide factory: ``guide(model_fn)`` returns a NumPyro guide (e.g.
         ``functools.partial(AutoNormal, init_scale=0.1)``; configs build it with ``_partial_``).
     optimizer : numpyro.optim optimizer
-    num_steps, num_particles : int
-        Optimisation steps and Monte Carlo particles of the ELBO gradient.
+    num_steps : int
+        Largest number of optimisation steps.
+    num_particles : int
+        Monte Carlo particles of the ELBO gradient.
     num_draws : int
         Posterior draws taken from the fitted guide.
+    check_every : int
+        Steps per compiled chunk; the plateau check runs after each.
+    plateau_rtol : float or None
+        Stop when the mean ELBO of a chunk differs from the previous chunk's by less than this
+        fraction; ``None`` always runs ``num_steps``.
+    importance_resampling : bool
+        Resample the guide's draws by their Pareto-smoothed importance weights when k-hat < 1.
     progress_bar : bool
 
     Returns
     -------
     Fit
-        One chain of ``num_draws`` draws; diagnostics hold the final ELBO with its Monte Carlo
-        error and the number of skipped non-finite steps.
+        One chain of ``num_draws`` draws. ``diagnostics`` hold the steps run, whether the ELBO
+        plateaued, the final ELBO with its Monte Carlo standard error, the PSIS k-hat and ESS,
+        whether the draws were resampled, and the verdict.
 
     Raises
     ------
     FitError
         When the optimisation ends with non-finite parameters or ELBO.
     """
-    if num_steps < 1 or num_draws < 1 or num_particles < 1:
-        raise ValueError(f"num_steps, num_draws and num_particles must be positive, got {num_steps}, {num_draws}, {num_particles}")
+    if min(num_steps, num_draws, num_particles, check_every) < 1:
+        raise ValueError(
+            f"num_steps, num_draws, num_particles and check_every must be positive, got "
+            f"{num_steps}, {num_draws}, {num_particles}, {check_every}"
+        )
     g = guide(model.fn)
     svi = SVI(model.fn, g, optimizer, Trace_ELBO(num_particles=num_particles))
-    key_fit, key_draw = jax.random.split(rng_key)
+    key_init, key_draw, key_resample = jax.random.split(rng_key, 3)
     start = time.perf_counter()
-    # stable_update keeps the previous state when a step's loss or gradient is not finite,
-    # so a rare overflow skips one step instead of poisoning every parameter.
-    result = svi.run(key_fit, num_steps, progress_bar=progress_bar, stable_update=True, **model.kwargs)
-    params = jax.device_get(result.params)
-    losses = np.asarray(result.losses, dtype=np.float64)
+    state = svi.init(key_init, **model.kwargs)
+
+    def run_chunk(state, kwargs, length):
+        # stable_update keeps the previous state when a step's loss or gradient is not
+        # finite, so a rare overflow skips one step instead of poisoning every parameter.
+        return jax.lax.scan(lambda s, _: svi.stable_update(s, **kwargs), state, None, length=length)
+
+    run_chunk = jax.jit(run_chunk, static_argnums=2)
+    chunk = min(check_every, num_steps)
+    losses: list[np.ndarray] = []
+    converged, rel_change, done = False, float("nan"), 0
+    with tqdm(total=num_steps, disable=not progress_bar, desc="SVI", unit="step") as bar:
+        while done < num_steps:
+            length = min(chunk, num_steps - done)
+            state, chunk_losses = run_chunk(state, model.kwargs, length)
+            chunk_losses = np.asarray(chunk_losses, dtype=np.float64)
+            losses.append(chunk_losses)
+            done += length
+            bar.update(length)
+            bar.set_postfix(elbo=f"{-_finite_mean(chunk_losses):.1f}")
+            if len(losses) >= 2 and plateau_rtol is not None:
+                now, before = _finite_mean(losses[-1]), _finite_mean(losses[-2])
+                rel_change = abs(now - before) / abs(now)
+                if rel_change < plateau_rtol:
+                    converged = True
+                    break
+    all_losses = np.concatenate(losses)
+    params = jax.device_get(svi.get_params(state))
     # Flow guides hold nested parameter pytrees, hence the leaf-wise check.
     bad_params = [k for k, v in params.items() if not all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(v))]
-    window = losses[-max(1, min(1000, num_steps // 10)):]
-    if bad_params or not np.isfinite(window).any():
+    last = losses[-1][np.isfinite(losses[-1])]
+    if bad_params or len(last) == 0:
         raise FitError(
-            f"SVI ended with non-finite parameters {bad_params} or ELBO; lower inference.optimizer.step_size, "
+            f"SVI ended with non-finite parameters {bad_params} or ELBO; lower optim.step_size, "
             "raise inference.num_particles, or use inference=nuts"
         )
-    draws = g.sample_posterior(key_draw, params, sample_shape=(num_draws,), **model.kwargs)
-    draws = _latent(jax.device_get(draws), model)
-    seconds = time.perf_counter() - start
-    nonfinite = int((~np.isfinite(losses)).sum())
+    nonfinite = int((~np.isfinite(all_losses)).sum())
     if nonfinite:
-        log.warning("SVI skipped %d of %d steps with a non-finite loss", nonfinite, num_steps)
+        log.warning("SVI skipped %d of %d steps with a non-finite loss", nonfinite, done)
+    if plateau_rtol is not None and not converged:
+        log.warning(
+            "SVI: the ELBO was still changing (relative change %.2g per %d steps > %.2g) after %d steps; "
+            "raise inference.num_steps",
+            rel_change,
+            chunk,
+            plateau_rtol,
+            done,
+        )
+
+    draws, log_ratios = guide_draws_and_log_ratios(
+        model.fn, g, params, model.kwargs, key_draw, num_draws, latent_sites(model)
+    )
     for name, v in draws.items():
         if not np.all(np.isfinite(v)):
-            raise FitError(f"guide draws of {name!r} are not finite; the fitted guide is unusable")
-    finite = window[np.isfinite(window)]
+            raise FitError(f"guide draws of {name!r} are not finite; the fitted guide is unusable. Lower optim.step_size")
+    weights = psis(log_ratios)
+    resampled = bool(importance_resampling and weights.khat < KHAT_BAD)
+    if resampled:
+        draws, _ = importance_resample(draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)))
+    seconds = time.perf_counter() - start
+    judged = verdict(weights.khat)
+    (log.info if judged["status"] == "pass" else log.warning)("SVI verdict: %s", judged["message"])
     diagnostics = {
         "guide": type(g).__name__,
         "num_steps": int(num_steps),
+        "steps_run": int(done),
+        "converged": bool(converged),
+        "plateau_rtol": plateau_rtol,
+        "plateau_rel_change": float(rel_change),
         "num_particles": int(num_particles),
         "num_draws": int(num_draws),
-        # ELBO = -loss. Its error is the naive standard error of the mean over the last
-        # window of steps (autocorrelation between steps is ignored, so it is a lower bound).
-        "final_elbo": float(-finite.mean()),
-        "final_elbo_se": float(finite.std(ddof=1) / np.sqrt(len(finite))) if len(finite) > 1 else float("nan"),
-        "elbo_window": int(len(window)),
+        # ELBO = -loss, averaged over the last chunk of steps. Its error is the naive
+        # standard error of that mean (autocorrelation between steps is ignored).
+        "final_elbo": float(-last.mean()),
+        "final_elbo_se": float(last.std(ddof=1) / np.sqrt(len(last))) if len(last) > 1 else float("nan"),
+        "elbo_window": int(len(losses[-1])),
         "nonfinite_steps": nonfinite,
+        "khat": weights.khat,
+        "psis_ess": weights.ess,
+        "importance_resampled": resampled,
+        "verdict": judged["status"],
+        "verdict_message": judged["message"],
     }
-    return Fit("svi", draws, diagnostics, seconds, {"elbo": -losses})
+    return Fit("svi", {k: v[None] for k, v in draws.items()}, diagnostics, seconds, {"elbo": -all_losses, "log_ratios": log_ratios})
