@@ -30,7 +30,7 @@ from .device import configure_device
 from .formula import parse_formula
 from .inference.result import Fit
 from .model import MRPModel, build_model, site_names
-from .outputs import write_csv, write_json, write_netcdf, write_text
+from .outputs import level_dim, write_csv, write_json, write_netcdf, write_text
 from .poststratify import Poststratified, poststratify_draws
 from .priors import Priors
 from .schema import MRPData
@@ -108,7 +108,7 @@ def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
         dims["beta"] = ["coef"]
     for name, levels in zip(design.group_names, design.group_levels):
         sd, z = site_names(name)
-        dim = f"{name}_level"
+        dim = level_dim(name)
         coords[dim] = list(levels)
         dims[z] = [dim]
         dims[f"r_{name}"] = [dim]
@@ -118,17 +118,22 @@ def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
 
 
 def poststrat_dataset(estimates: Mapping[str, Poststratified]) -> xr.Dataset:
-    """Poststratified draws as one xarray Dataset: one variable per grouping."""
+    """Poststratified draws as one xarray Dataset: one variable per grouping.
+
+    A grouping ``name`` has dimensions ``(chain, draw, name_level)``; the level labels join
+    multi-column groups with ":" and each column's values are kept as extra coordinates.
+    """
     variables = {}
     for name, est in estimates.items():
         if not est.columns:
             variables[name] = xr.DataArray(est.draws[..., 0], dims=("chain", "draw"))
             continue
+        dim = level_dim(name)
         labels = est.labels.astype(str).agg(":".join, axis=1).tolist()
-        coords = {name: labels}
+        coords = {dim: labels}
         if len(est.columns) > 1:
-            coords.update({f"{name}_{c}": (name, est.labels[c].astype(str).tolist()) for c in est.columns})
-        variables[name] = xr.DataArray(est.draws, dims=("chain", "draw", name), coords=coords)
+            coords.update({f"{name}_{c}": (dim, est.labels[c].astype(str).tolist()) for c in est.columns})
+        variables[name] = xr.DataArray(est.draws, dims=("chain", "draw", dim), coords=coords)
     return xr.Dataset(variables)
 
 

@@ -44,7 +44,8 @@ def check_run_dir(out, method):
     assert "sd_state" in idata.posterior and idata.posterior["z_state"].shape[-1] == 50
     assert list(idata.posterior["beta"].coords["coef"].values)[:2] == ["male", "repvote"]
     draws = xr.open_dataset(out / "poststrat_draws.nc", engine="h5netcdf")
-    assert draws["state"].sizes["state"] == 50
+    assert draws["state"].sizes["state_level"] == 50
+    assert draws["state"].coords["state_level"].values[0] == "AK"
     # The CSV summary is the summary of the NetCDF draws.
     assert float(draws["national"].mean()) == pytest.approx(national["mean"].iloc[0], rel=1e-6)
     draws.close()
