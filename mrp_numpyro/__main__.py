@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import hydra
@@ -14,9 +15,15 @@ from .run import run
 
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    # SIGTERM (a scheduler's kill) unwinds like Ctrl-C, so the run directory is marked incomplete.
+    signal.signal(signal.SIGTERM, _terminate)
     result = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     # Returned so that Hydra sweepers that optimise a value can use it.
     return result.summary["national_mean"]
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ from .schema import MRPData
 
 log = logging.getLogger("mrp_numpyro")
 
+INCOMPLETE = "INCOMPLETE"
+RUN_FILES = frozenset({"summary.json", "config.yaml", "run.log", "posterior.nc", "poststrat_draws.nc", INCOMPLETE})
+
 __all__ = ["run", "RunResult", "compose_config", "to_inference_data", "poststrat_dataset"]
 
 
@@ -165,12 +168,25 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> RunResult:
     RunResult
     """
     out = Path(output_dir) if output_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / "summary.json").exists():
-            raise FileExistsError(f"{out} already holds a finished run; choose another output directory")
-    with _log_to(None if out is None else out / "run.log"):
-        return _run(cfg, out)
+    if out is None:
+        return _run(cfg, None)
+    out.mkdir(parents=True, exist_ok=True)
+    existing = sorted(p.name for p in out.iterdir() if p.name in RUN_FILES)
+    if existing:
+        raise FileExistsError(f"{out} already holds run output {existing}; runs never overwrite, choose another directory")
+    # The marker stays if the run is interrupted or fails, so a partial directory is never
+    # mistaken for a finished one; it is removed only after summary.json is written.
+    marker = out / INCOMPLETE
+    write_text(marker, f"run started {time.strftime('%Y-%m-%d %H:%M:%S')}; not finished\n")
+    with _log_to(out / "run.log"):
+        try:
+            result = _run(cfg, out)
+        except BaseException as err:
+            write_text(marker, f"run stopped by {type(err).__name__}: {err}\n")
+            log.error("run stopped by %s: %s; %s marks the directory incomplete", type(err).__name__, err, INCOMPLETE)
+            raise
+    marker.unlink()
+    return result
 
 
 def _run(cfg: DictConfig, out: Path | None) -> RunResult:

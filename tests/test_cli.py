@@ -91,11 +91,27 @@ def test_cces_fast_run(tmp_path, data_dir):
     assert "truth" not in pd.read_csv(tmp_path / "estimates_state.csv")
 
 
-def test_refuses_to_overwrite_a_finished_run(tmp_path):
-    cfg = compose_config(FAST + ["budget.svi_steps=20", "budget.svi_draws=20"])
-    run(cfg, tmp_path)
-    with pytest.raises(FileExistsError):
-        run(cfg, tmp_path)
+def test_refuses_to_overwrite_and_is_reproducible(tmp_path):
+    cfg = compose_config(FAST + ["budget.svi_steps=100", "budget.svi_draws=100"])
+    run(cfg, tmp_path / "a")
+    assert not (tmp_path / "a" / "INCOMPLETE").exists()
+    with pytest.raises(FileExistsError, match="never overwrite"):
+        run(cfg, tmp_path / "a")
+    # Same config and seed on the same machine: bit-identical estimates.
+    run(cfg, tmp_path / "b")
+    for name in ("estimates_state.csv", "estimates_national.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_failed_run_is_marked_incomplete(tmp_path, monkeypatch):
+    monkeypatch.delenv("MRP_DATA_DIR", raising=False)
+    cfg = compose_config(FAST + ["data=cces18", f"data.dir={tmp_path / 'nowhere'}"])
+    with pytest.raises(Exception, match="not found"):
+        run(cfg, tmp_path / "run")
+    marker = (tmp_path / "run" / "INCOMPLETE").read_text()
+    assert "DataError" in marker or "InstantiationException" in marker
+    assert not (tmp_path / "run" / "summary.json").exists()
+    assert "run stopped" in (tmp_path / "run" / "run.log").read_text()
 
 
 def test_gpu_request_without_gpu_is_a_clear_error(tmp_path):
