@@ -49,8 +49,9 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path) -> pd.DataFrame:
         run_dir = out / "cces" / name
         if run_dir.exists():
             shutil.rmtree(run_dir)
+        # Cold start: no persistent compilation cache, as on a user's first run.
         command = [sys.executable, "-m", "mrp_numpyro", "data=cces18", f"data.dir={data_dir}", "progress=false",
-                   *METHODS[name], f"hydra.run.dir={run_dir}"]
+                   "device.compilation_cache_dir=null", *METHODS[name], f"hydra.run.dir={run_dir}"]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         wall = time.perf_counter() - start

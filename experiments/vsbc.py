@@ -34,18 +34,22 @@ def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed:
     data = instantiate(cfg.data)
     design = build_design(parse_formula(cfg.model.formula), data)
     model = build_model(design, Priors.from_config(cfg.model.priors))
-    kwargs = {k: v for k, v in model.kwargs.items() if k != "successes"}
+    # The design is bound into the model, so that the only argument VSBC fills is the data.
+    design_args = {k: v for k, v in model.kwargs.items() if k != "successes"}
+
+    def simulator(successes=None):
+        return model.fn(**design_args, successes=successes)
+
     result = vsbc_diagnostic(
         jax.random.PRNGKey(seed),
-        model.fn,
-        instantiate(cfg.guide)(model.fn),
+        simulator,
+        instantiate(cfg.guide)(simulator),
         numpyro.optim.Adam(cfg.optim.step_size),
         Trace_ELBO(),
         observed_sites=["y"],
         num_simulations=simulations,
         num_svi_steps=steps,
         num_samples=draws,
-        **kwargs,
     )
     rows = []
     for name in result.param_names:

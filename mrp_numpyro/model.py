@@ -106,6 +106,7 @@ def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
         Floating type of the arrays (float32 by default; float64 with x64 enabled).
     """
     s = design.survey
+    count_dtype = jnp.int64 if np.dtype(dtype).itemsize == 8 else jnp.int32
     fn = partial(
         mrp_logit,
         coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
@@ -116,8 +117,9 @@ def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
     kwargs = {
         "X": jnp.asarray(s.X, dtype),
         "group_index": jnp.asarray(s.group_index),
-        "trials": jnp.asarray(s.trials, dtype),
-        "successes": jnp.asarray(s.successes, dtype),
+        # Integer counts: Binomial needs them to simulate data when successes is None.
+        "trials": jnp.asarray(s.trials, count_dtype),
+        "successes": jnp.asarray(s.successes, count_dtype),
     }
     return MRPModel(design, priors, fn, kwargs)
 
