@@ -9,7 +9,8 @@ tests the symmetry with a two-sample Kolmogorov-Smirnov test of p against 1 - p.
 
     python experiments/vsbc.py --guide meanfield --simulations 40 --steps 3000
 
-Prints one row per global parameter: mean of p, KS statistic and p-value.
+Prints one row per global parameter: mean of p, the share of p outside [0.025, 0.975]
+(5 % for a calibrated marginal), and the KS statistic and p-value.
 """
 
 from __future__ import annotations
@@ -61,7 +62,18 @@ def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed:
         labels = design.fixed_names if name == "beta" else [None]
         for j, label in enumerate(labels):
             p = probs[:, j] if probs.ndim > 1 else probs
-            rows.append({"parameter": name if label is None else f"beta[{label}]", "mean_p": p.mean(), "ks": ks[j], "ks_pvalue": pv[j]})
+            rows.append(
+                {
+                    "parameter": name if label is None else f"beta[{label}]",
+                    "mean_p": p.mean(),
+                    # Symmetry alone misses a guide that is confidently wrong in both
+                    # directions (p near 0 and 1 in equal measure): for a calibrated
+                    # marginal 5 % of p fall outside [0.025, 0.975].
+                    "outside_95": np.mean((p < 0.025) | (p > 0.975)),
+                    "ks": ks[j],
+                    "ks_pvalue": pv[j],
+                }
+            )
     return pd.DataFrame(rows)
 
 
