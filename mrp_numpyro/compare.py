@@ -152,12 +152,12 @@ def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Seque
         for row, j in enumerate(order):
             x = draws[take, j] * 100
             ax.plot(x, np.full(x.shape, row + offset) + rng.uniform(-0.08, 0.08, x.shape), ".", ms=1, color=color, alpha=0.4)
-        ax.plot([], [], ".", color=color, label=name)
+        ax.plot([], [], "o", ms=5, color=color, label=name)
     ax.set_yticks(np.arange(len(labels)), [labels[i] for i in order], fontsize=7)
     ax.set_xlabel("estimate (%)")
     ax.set_title(f"draws per area: {names[0]} vs {names[1]}")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", markerscale=8)
+    ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
     plt.close(fig)
 

@@ -6,6 +6,7 @@ notebooks and tests call it directly with a composed config (see :func:`compose_
 
 from __future__ import annotations
 
+import inspect
 import logging
 import platform
 import sys
@@ -220,7 +221,10 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
     fitter = instantiate(cfg.inference)
     key = jax.random.PRNGKey(int(cfg.seed))
     log.info("fitting with %s", cfg.inference._target_.rsplit(".", 1)[-1])
-    fit: Fit = fitter(model, key, progress_bar=progress)
+    extra = {}
+    if out is not None and "checkpoint_path" in inspect.signature(fitter).parameters:
+        extra["checkpoint_path"] = out / "svi_checkpoint.pkl"
+    fit: Fit = fitter(model, key, progress_bar=progress, **extra)
     timings["fit"] = fit.seconds
     log.info("fit done in %.1f s: %s", fit.seconds, fit.diagnostics)
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "recode_outcome",
     "SurveySchema",
     "MRPData",
     "Truth",
@@ -159,6 +160,30 @@ def _check_numeric(df: pd.DataFrame, column: str, what: str) -> pd.Series:
             f"e.g. {_examples(df.loc[bad, column])}"
         )
     return values.astype(float)
+
+
+def recode_outcome(survey: pd.DataFrame, column: str, mapping: Mapping, what: str = "survey") -> pd.DataFrame:
+    """Recode an outcome column to 0/1 by an explicit mapping, e.g. ``{"Support": 1, "Oppose": 0}``.
+
+    Every value of the column must be a key of ``mapping``; unmapped values are an error that
+    lists them, so nothing is silently dropped or guessed.
+    """
+    mapping = dict(mapping)
+    bad_targets = {k: v for k, v in mapping.items() if v not in (0, 1)}
+    if bad_targets:
+        raise DataError(f"outcome mapping must map to 0 or 1; got {bad_targets}")
+    if column not in survey.columns:
+        raise DataError(f"{what} is missing the outcome column {column!r}; it has {list(survey.columns)}")
+    recoded = survey[column].map(mapping)
+    unmapped = recoded.isna()
+    if unmapped.any():
+        raise DataError(
+            f"{what} outcome column {column!r} has {int(unmapped.sum())} value(s) not in the outcome mapping "
+            f"{list(mapping)}: {_examples(survey.loc[unmapped, column])}"
+        )
+    out = survey.copy()
+    out[column] = recoded.astype(np.int8)
+    return out
 
 
 def validate_survey(survey: pd.DataFrame, schema: SurveySchema, what: str = "survey") -> pd.DataFrame:

@@ -148,3 +148,17 @@ def test_multirun_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     guides = {json.loads((sweep / str(i) / "summary.json").read_text())["guide"] for i in range(2)}
     assert guides == {"AutoNormal", "AutoMultivariateNormal"}
+
+
+def test_svi_resumes_from_checkpoint(tmp_path):
+    """A fit stopped at 200 steps and resumed to 400 equals one run of 400 steps."""
+    base = FAST + ["inference.check_every=100", "inference.plateau_rtol=null", "budget.svi_draws=100"]
+    run(compose_config(base + ["budget.svi_steps=200"]), tmp_path / "first")
+    checkpoint = tmp_path / "first" / "svi_checkpoint.pkl"
+    assert checkpoint.exists()
+    resumed = run(compose_config(base + ["budget.svi_steps=400", f"inference.resume_from={checkpoint}"]), tmp_path / "resumed")
+    straight = run(compose_config(base + ["budget.svi_steps=400"]), tmp_path / "straight")
+    assert resumed.fit.diagnostics["steps_run"] == 400
+    np.testing.assert_allclose(resumed.fit.traces["elbo"], straight.fit.traces["elbo"], rtol=1e-5)
+    with pytest.raises(Exception, match="not AutoMultivariateNormal"):
+        run(compose_config(base + ["guide=fullrank", f"inference.resume_from={checkpoint}"]))

@@ -4,6 +4,9 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from numpyro.infer.util import log_density
 from scipy.special import gammaln
 
@@ -102,3 +105,25 @@ def test_formula_response_must_be_outcome(data):
 
     with pytest.raises(DataError, match="not the data's outcome"):
         build_design(parse_formula("male ~ (1 | state)"), data)
+
+
+@st.composite
+def respondents(draw):
+    sizes = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)))
+    n = draw(st.integers(1, 60))
+    codes = np.column_stack([draw(arrays(np.int64, n, elements=st.integers(0, s - 1))) for s in sizes])
+    y = draw(arrays(np.int64, n, elements=st.integers(0, 1)))
+    return codes, sizes, y
+
+
+@settings(max_examples=80, deadline=None)
+@given(respondents())
+def test_aggregation_preserves_trials_and_successes(r):
+    codes, sizes, y = r
+    cells, trials, successes = aggregate_cells(codes, sizes, y)
+    assert trials.sum() == len(y) and successes.sum() == y.sum()
+    assert len(np.unique(cells, axis=0)) == len(cells)
+    # Each cell holds exactly the respondents with its codes.
+    for cell, t, k in zip(cells, trials, successes):
+        members = np.all(codes == cell, axis=1)
+        assert members.sum() == t and y[members].sum() == k

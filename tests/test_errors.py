@@ -130,3 +130,32 @@ def test_bad_n_from_config():
     cfg = compose_config(["data.n=0"])
     with pytest.raises(InstantiationException, match="data.n must be positive"):
         instantiate(cfg.data)
+
+
+def test_outcome_recoded_by_explicit_mapping(tables):
+    from mrp_numpyro.schema import recode_outcome
+
+    survey, cells, area = tables
+    labelled = survey.assign(abortion=np.where(survey["abortion"] == 1, "Support", "Oppose"))
+    recoded = recode_outcome(labelled, "abortion", {"Support": 1, "Oppose": 0})
+    assert (recoded["abortion"] == survey["abortion"]).all()
+    build(recoded, cells, area)
+    labelled.loc[0, "abortion"] = "Skipped"
+    with pytest.raises(DataError, match=r"not in the outcome mapping \['Support', 'Oppose'\]: 'Skipped'"):
+        recode_outcome(labelled, "abortion", {"Support": 1, "Oppose": 0})
+    with pytest.raises(DataError, match="must map to 0 or 1"):
+        recode_outcome(labelled, "abortion", {"Support": 2, "Oppose": 0})
+
+
+def test_cces_outcome_map_from_config(data_dir, tmp_path):
+    from mrp_numpyro.data import load_cces18
+
+    survey = pd.read_csv(data_dir / "cces_all_clean.csv").head(3000)
+    survey["abortion"] = survey["abortion"].map({1: "Support", 0: "Oppose"})
+    survey.to_csv(tmp_path / "labelled.csv", index=False)
+    for name in ("poststrat_df.csv", "statelevel_predictors.csv"):
+        (tmp_path / name).symlink_to(data_dir / name)
+    with pytest.raises(DataError, match="must be 0/1"):
+        load_cces18(tmp_path, survey_file="labelled.csv")
+    d = load_cces18(tmp_path, survey_file="labelled.csv", outcome_map={"Support": 1, "Oppose": 0})
+    assert len(d.survey) == 3000 and set(d.survey["abortion"].unique()) <= {0, 1}

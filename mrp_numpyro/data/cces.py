@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..schema import DataError, MRPData, SurveySchema, build_mrp_data
+from ..schema import DataError, MRPData, SurveySchema, build_mrp_data, recode_outcome
 from .levels import AGE, EDUC, ETH, FIPS_TO_STATE, REGIONS, STATES
 from .sampling import subsample
 
@@ -126,6 +127,7 @@ def load_cces18(
     survey_format: str = "clean",
     poststrat_file: str = "poststrat_df.csv",
     predictors_file: str = "statelevel_predictors.csv",
+    outcome_map: Mapping | None = None,
 ) -> MRPData:
     """Load the 2018 CCES abortion-coverage example.
 
@@ -142,6 +144,9 @@ def load_cces18(
         CCES codes (``survey_format="raw"``, cleaned with :func:`clean_cces_raw`).
     poststrat_file, predictors_file : str
         Poststratification table (count column ``n``) and state-level predictors.
+    outcome_map : mapping, optional
+        Explicit recoding of the outcome to 0/1 (e.g. ``{"Support": 1, "Oppose": 0}``) for a
+        survey file coded otherwise; without it the outcome must already be 0/1.
     """
     directory = _resolve_dir(dir)
     formats = ("clean", "raw")
@@ -160,6 +165,8 @@ def load_cces18(
     poststrat = _read_csv(directory, poststrat_file, "poststratification table")
     poststrat = poststrat.drop(columns=[c for c in poststrat.columns if str(c).startswith("Unnamed")])
     predictors = _read_csv(directory, predictors_file, "state-level predictors")
+    if outcome_map is not None:
+        survey = recode_outcome(survey, CCES18_SCHEMA.outcome, outcome_map, what=f"CCES survey {survey_file!r}")
     survey, note = subsample(survey, n, seed)
     if note:
         notes.append(note)

@@ -11,7 +11,10 @@ verdict, and - where k-hat allows - importance resampling of the draws.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import time
+from pathlib import Path
 from typing import Callable
 
 import jax
@@ -20,6 +23,7 @@ from numpyro.infer import SVI, Trace_ELBO
 from tqdm.auto import tqdm
 
 from ..model import MRPModel, site_names
+from ..outputs import atomic_write
 from .psis import KHAT_BAD, guide_draws_and_log_ratios, importance_resample, psis, verdict
 from .result import Fit, FitError
 
@@ -34,6 +38,29 @@ def latent_sites(model: MRPModel) -> tuple[str, ...]:
     for g in model.design.group_names:
         names.extend(site_names(g))
     return tuple(names)
+
+
+def _save_checkpoint(path, state, steps: int, losses: list[np.ndarray], guide_name: str) -> None:
+    payload = {"guide": guide_name, "steps": steps, "losses": np.concatenate(losses), "state": jax.device_get(state)}
+    atomic_write(path, lambda p: p.write_bytes(pickle.dumps(payload)))
+
+
+def _load_checkpoint(path, fresh_state, guide_name: str):
+    """Saved SVI state, step count and losses, checked against a freshly initialised state."""
+    try:
+        payload = pickle.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"inference.resume_from: no checkpoint at {path}") from None
+    if payload.get("guide") != guide_name:
+        raise FitError(f"checkpoint {path} is for guide {payload.get('guide')}, not {guide_name}")
+    saved, fresh = payload["state"], fresh_state
+    same = jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(fresh) and all(
+        np.shape(a) == np.shape(b) for a, b in zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(fresh))
+    )
+    if not same:
+        raise FitError(f"checkpoint {path} does not match this model and guide (different parameters or shapes)")
+    state = jax.tree_util.tree_map(lambda a, b: jax.numpy.asarray(a, dtype=np.asarray(b).dtype), saved, fresh)
+    return state, int(payload["steps"]), np.asarray(payload["losses"])
 
 
 def _finite_mean(x: np.ndarray) -> float:
@@ -53,6 +80,8 @@ def fit_svi(
     check_every: int = 500,
     plateau_rtol: float | None = 1e-4,
     importance_resampling: bool = True,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
     progress_bar: bool = False,
 ) -> Fit:
     """Fit ``model`` by SVI, draw from the fitted guide and check the draws with PSIS.
@@ -78,6 +107,11 @@ def fit_svi(
         fraction; ``None`` always runs ``num_steps``.
     importance_resampling : bool
         Resample the guide's draws by their Pareto-smoothed importance weights when k-hat < 1.
+    checkpoint_path : path-like, optional
+        After every chunk, the optimiser state, step count and ELBO trace are saved here
+        (atomically), so an interrupted fit can be resumed.
+    resume_from : path-like, optional
+        A checkpoint of the same model and guide to continue from, up to ``num_steps`` in all.
     progress_bar : bool
 
     Returns
@@ -102,6 +136,13 @@ def fit_svi(
     key_init, key_draw, key_resample = jax.random.split(rng_key, 3)
     start = time.perf_counter()
     state = svi.init(key_init, **model.kwargs)
+    losses: list[np.ndarray] = []
+    done = 0
+    if resume_from is not None:
+        state, done, previous = _load_checkpoint(resume_from, state, type(g).__name__)
+        # Kept in chunks, so the plateau check compares like with like after resuming.
+        losses.extend(previous[i : i + check_every] for i in range(0, len(previous), check_every))
+        log.info("SVI resumes from %s at step %d", resume_from, done)
 
     def run_chunk(state, kwargs, length):
         # stable_update keeps the previous state when a step's loss or gradient is not
@@ -110,9 +151,8 @@ def fit_svi(
 
     run_chunk = jax.jit(run_chunk, static_argnums=2)
     chunk = min(check_every, num_steps)
-    losses: list[np.ndarray] = []
-    converged, rel_change, done = False, float("nan"), 0
-    with tqdm(total=num_steps, disable=not progress_bar, desc="SVI", unit="step") as bar:
+    converged, rel_change = False, float("nan")
+    with tqdm(total=num_steps, initial=done, disable=not progress_bar, desc="SVI", unit="step") as bar:
         while done < num_steps:
             length = min(chunk, num_steps - done)
             state, chunk_losses = run_chunk(state, model.kwargs, length)
@@ -121,6 +161,8 @@ def fit_svi(
             done += length
             bar.update(length)
             bar.set_postfix(elbo=f"{-_finite_mean(chunk_losses):.1f}")
+            if checkpoint_path is not None:
+                _save_checkpoint(checkpoint_path, state, done, losses, type(g).__name__)
             if len(losses) >= 2 and plateau_rtol is not None:
                 now, before = _finite_mean(losses[-1]), _finite_mean(losses[-2])
                 rel_change = abs(now - before) / abs(now)
