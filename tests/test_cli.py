@@ -162,3 +162,66 @@ def test_svi_resumes_from_checkpoint(tmp_path):
     np.testing.assert_allclose(resumed.fit.traces["elbo"], straight.fit.traces["elbo"], rtol=1e-5)
     with pytest.raises(Exception, match="not AutoMultivariateNormal"):
         run(compose_config(base + ["guide=fullrank", f"inference.resume_from={checkpoint}"]))
+
+
+def test_sigterm_marks_the_run_incomplete(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mrp_numpyro", "progress=false", "budget.svi_steps=1000000", f"hydra.run.dir={out}"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (out / "svi_checkpoint.pkl").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert "SystemExit" in (out / "INCOMPLETE").read_text()
+    assert not (out / "summary.json").exists()
+    # What it had is kept: the config, the log and a checkpoint to resume from.
+    assert (out / "config.yaml").exists() and (out / "svi_checkpoint.pkl").exists()
+
+
+def test_levels_without_respondents_are_predicted(tmp_path):
+    from hydra.utils import instantiate
+
+    from mrp_numpyro.schema import build_mrp_data
+
+    cfg = compose_config(FAST)
+    full = instantiate(cfg.data)
+    survey = full.survey[full.survey["state"] != "WY"].drop(columns=["repvote", "region"])
+    area = full.survey.drop_duplicates("state")[["state", "repvote", "region"]]
+    data = build_mrp_data(survey, full.poststrat.drop(columns=["repvote", "region"]), area, full.schema, "no WY")
+    assert any("'WY'" in note for note in data.notes)
+    from mrp_numpyro import Priors, build_design, build_model, fit_svi, parse_formula, poststratify_draws
+
+    import jax
+    import numpyro
+
+    design = build_design(parse_formula(cfg.model.formula), data)
+    model = build_model(design, Priors())
+    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=300, num_draws=200)
+    table = poststratify_draws(fit.draws, design, {"state": ["state"]})["state"].summary().set_index("state")
+    wy = table.loc["WY"]
+    # Predicted from the hierarchy: finite, and wider than a state with respondents.
+    assert np.isfinite(wy[["mean", "q5", "q95"]]).all()
+    assert (wy["q95"] - wy["q5"]) > (table.loc["CA", "q95"] - table.loc["CA", "q5"])
+
+
+def test_numerical_blow_up_never_writes_nan(tmp_path):
+    """An absurd step size either stops with a clear error or leaves finite estimates."""
+    from mrp_numpyro.inference import FitError
+
+    cfg = compose_config(FAST + ["optim.step_size=1e6", "budget.svi_steps=100"])
+    try:
+        run(cfg, tmp_path)
+    except FitError as err:
+        assert "step_size" in str(err) or "not finite" in str(err)
+        assert (tmp_path / "INCOMPLETE").exists() and not (tmp_path / "estimates_state.csv").exists()
+    else:
+        states = pd.read_csv(tmp_path / "estimates_state.csv")
+        assert np.isfinite(states[["mean", "sd", "q5", "q95"]].to_numpy()).all()

@@ -192,9 +192,12 @@ def fit_svi(
             done,
         )
 
-    draws, log_ratios = guide_draws_and_log_ratios(
-        model.fn, g, params, model.kwargs, key_draw, num_draws, latent_sites(model)
-    )
+    try:
+        draws, log_ratios = guide_draws_and_log_ratios(
+            model.fn, g, params, model.kwargs, key_draw, num_draws, latent_sites(model)
+        )
+    except ValueError as err:  # e.g. a scale that collapsed to zero fails distribution validation
+        raise FitError(f"the fitted guide cannot be sampled ({err}); lower optim.step_size or use inference=nuts") from err
     for name, v in draws.items():
         if not np.all(np.isfinite(v)):
             raise FitError(f"guide draws of {name!r} are not finite; the fitted guide is unusable. Lower optim.step_size")
