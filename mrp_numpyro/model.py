@@ -25,7 +25,7 @@ import numpyro.distributions as dist
 from .design import CellArrays, Design
 from .priors import Priors
 
-__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits"]
+__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits", "cell_logits_by_cell"]
 
 
 def site_names(group: str) -> tuple[str, str]:
@@ -140,12 +140,19 @@ def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArra
     -------
     array (draws, cells)
     """
-    alpha = np.asarray(draws["Intercept"], dtype=np.float64)
-    eta = np.repeat(alpha[:, None], cells.n_cells, axis=1)
+    # Built cells-major, (cells, draws): gathering whole rows of a level-major effect
+    # table is a contiguous copy, several times faster than gathering columns.
+    eta = np.empty((cells.n_cells, len(draws["Intercept"])))
+    eta[:] = np.asarray(draws["Intercept"], dtype=np.float64)[None, :]
     if cells.X.shape[1]:
-        eta += np.asarray(draws["beta"], dtype=np.float64) @ cells.X.T
+        eta += cells.X @ np.asarray(draws["beta"], dtype=np.float64).T
     for g, name in enumerate(design.group_names):
         sd_name, z_name = site_names(name)
-        effect = np.asarray(draws[sd_name], np.float64)[:, None] * np.asarray(draws[z_name], np.float64)
-        eta += effect[:, cells.group_index[:, g]]
-    return eta
+        effect = np.asarray(draws[z_name], np.float64).T * np.asarray(draws[sd_name], np.float64)[None, :]
+        eta += np.ascontiguousarray(effect)[cells.group_index[:, g]]
+    return eta.T
+
+
+def cell_logits_by_cell(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:
+    """:func:`cell_logits` laid out (cells, draws), without the final transpose."""
+    return cell_logits(draws, design, cells).T

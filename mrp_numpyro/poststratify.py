@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.special import expit
 
 from .design import Design
-from .model import cell_logits
+from .model import cell_logits_by_cell
 from .schema import DataError
 
 __all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]
@@ -150,9 +150,9 @@ def poststratify_draws(
     outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
-        probs = expit(cell_logits(batch, design, post))
+        probs = expit(cell_logits_by_cell(batch, design, post))  # (cells, draws), C-contiguous
         for out, (*_, W) in zip(outputs, prepared):
-            out[start : start + chunk_size] = probs @ W
+            out[start : start + chunk_size] = (W.T @ probs).T
     return {
         name: Poststratified(name, cols, labels, out.reshape(chains, ndraw, -1))
         for (name, cols, labels, _), out in zip(prepared, outputs)

@@ -1,0 +1,122 @@
+"""Runtime table: NUTS and every guide on CCES subsamples and the full CCES, and mean-field
+SVI on synthetic surveys up to millions of respondents.
+
+Each row runs ``python -m mrp_numpyro`` in a fresh process with the compilation cache off
+(a cold start) and reads the run's ``summary.json``: time to load and aggregate the data,
+fit (compilation included), poststratify 4,000 draws (NUTS: 4 chains x 1,000) over 12,000
+cells, peak resident memory of the process, occupied cells, and for NUTS the divergences,
+max R-hat and min bulk ESS.
+
+    python experiments/runtime.py --data-dir ../shared/data
+
+Prints a markdown table and writes it, with a CSV, to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+# The child reports its own peak resident memory when it exits.
+CHILD = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['mrp_numpyro', *sys.argv[2:]]\n"
+    "try:\n"
+    "    runpy.run_module('mrp_numpyro', run_name='__main__')\n"
+    "finally:\n"
+    "    open(sys.argv_rss, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+)
+
+GUIDES = ["meanfield", "fullrank", "lowrank", "iaf"]
+
+
+def rows(data_dir: Path, cces_n: list[int | None], synthetic_n: list[int], methods: list[str]):
+    for n in cces_n:
+        for m in methods:
+            yield f"cces18 n={n or 'all'}", ["data=cces18", f"data.dir={data_dir}", f"data.n={n or 'null'}"], m
+    for n in synthetic_n:
+        yield f"synthetic n={n:,}", [f"data.n={n}"], "meanfield"
+
+
+def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
+    run_dir = out / "runs" / f"{label.replace(' ', '_').replace(',', '').replace('=', '')}_{method}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    method_args = ["inference=nuts"] if method == "nuts" else [f"guide={method}"]
+    rss_file = out / "rss.txt"
+    code = CHILD.replace("sys.argv_rss", repr(str(rss_file)))
+    command = [sys.executable, "-c", code, "--", *data_args, *method_args, "progress=false",
+               "device.compilation_cache_dir=null", f"hydra.run.dir={run_dir}"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    s = json.loads((run_dir / "summary.json").read_text())
+    d, t = s["diagnostics"], s["timings_s"]
+    return {
+        "data": label,
+        "method": method,
+        "respondents": s["n_respondents"],
+        "cells": s["n_occupied_cells"],
+        "wall_s": wall,
+        "load_aggregate_s": t["load"] + t["aggregate"],
+        "fit_s": t["fit"],
+        "poststratify_s": t["poststratify"],
+        "peak_rss_mb": int(rss_file.read_text()) / 1024,
+        "steps": d.get("steps_run"),
+        "khat": d.get("khat"),
+        "divergences": d.get("divergences"),
+        "max_rhat": d.get("max_rhat"),
+        "min_ess_bulk": d.get("min_ess_bulk"),
+        "national_pct": 100 * s["national_mean"],
+    }
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = ["data", "method", "respondents", "cells", "wall_s", "load_aggregate_s", "fit_s", "poststratify_s",
+            "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct"]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+    lines = [head]
+    for r in table[cols].to_dict("records"):
+        cells = []
+        for c in cols:
+            v = r[c]
+            if v is None or (isinstance(v, float) and pd.isna(v)):
+                cells.append("")
+            elif isinstance(v, float):
+                cells.append(f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.3g}" if c == "max_rhat" else f"{v:.2f}")
+            else:
+                cells.append(f"{v:,}" if isinstance(v, int) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--cces-n", nargs="+", default=["5000", "10000", "all"])
+    parser.add_argument("--synthetic-n", nargs="+", type=int, default=[60_000, 600_000, 6_000_000])
+    parser.add_argument("--methods", nargs="+", default=["nuts", *GUIDES], choices=["nuts", *GUIDES])
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/runtime"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cces_n = [None if n == "all" else int(n) for n in args.cces_n]
+    results = []
+    for label, data_args, method in rows(args.data_dir, cces_n, args.synthetic_n, args.methods):
+        results.append(run_row(label, data_args, method, args.out))
+        print(f"{label} {method}: {results[-1]['wall_s']:.1f} s", flush=True)
+    table = pd.DataFrame(results)
+    table.to_csv(args.out / "runtime.csv", index=False)
+    text = markdown(table)
+    (args.out / "runtime.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
