@@ -127,3 +127,25 @@ def test_aggregation_preserves_trials_and_successes(r):
     for cell, t, k in zip(cells, trials, successes):
         members = np.all(codes == cell, axis=1)
         assert members.sum() == t and y[members].sum() == k
+
+
+def test_svi_compiles_once_whatever_the_number_of_chunks(design):
+    """Tracing the model is a fixed cost: more chunks of steps must not re-trace it."""
+    import numpyro
+    from numpyro.infer.autoguide import AutoNormal
+
+    from mrp_numpyro.inference import fit_svi
+
+    def traces_for(num_steps):
+        model = build_model(design, Priors())
+        calls = {"n": 0}
+
+        def counted(*args, **kwargs):
+            calls["n"] += 1
+            return model.fn(*args, **kwargs)
+
+        fit_svi(replace(model, fn=counted), jax.random.PRNGKey(0), guide=AutoNormal, optimizer=numpyro.optim.Adam(0.01),
+                num_steps=num_steps, check_every=50, plateau_rtol=None, num_draws=20, importance_resampling=False)
+        return calls["n"]
+
+    assert traces_for(100) == traces_for(400)
