@@ -90,7 +90,7 @@ def markdown(table: pd.DataFrame) -> str:
             if v is None or (isinstance(v, float) and pd.isna(v)):
                 cells.append("")
             elif isinstance(v, float):
-                cells.append(f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.3g}" if c == "max_rhat" else f"{v:.2f}")
+                cells.append(f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.4f}" if c == "max_rhat" else f"{v:.2f}")
             else:
                 cells.append(f"{v:,}" if isinstance(v, int) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
@@ -104,7 +104,11 @@ def main() -> None:
     parser.add_argument("--synthetic-n", nargs="+", type=int, default=[60_000, 600_000, 6_000_000])
     parser.add_argument("--methods", nargs="+", default=["nuts", *GUIDES], choices=["nuts", *GUIDES])
     parser.add_argument("--out", type=Path, default=Path("experiments/results/runtime"))
+    parser.add_argument("--table-only", action="store_true", help="re-print the table of an earlier run's runtime.csv")
     args = parser.parse_args()
+    if args.table_only:
+        print(markdown(pd.read_csv(args.out / "runtime.csv")))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     cces_n = [None if n == "all" else int(n) for n in args.cces_n]
     results = []
