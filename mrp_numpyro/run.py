@@ -33,6 +33,7 @@ from .inference.result import Fit
 from .model import MRPModel, build_model, site_names
 from .outputs import level_dim, write_csv, write_json, write_netcdf, write_text
 from .poststratify import Poststratified, poststratify_draws
+from . import report
 from .priors import Priors
 from .schema import MRPData
 
@@ -154,6 +155,22 @@ def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]):
     return tables
 
 
+def _write_report(out: Path, cfg, data: MRPData, fit: Fit, design: Design, tables, summary) -> None:
+    """Figures of the run and the HTML page that shows them."""
+    area = data.schema.area
+    figures = []
+    if area in tables:
+        table = tables[area]
+        figures.append(report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fit.method}"))
+        if set(table[area].astype(str)) <= set(report.STATE_TILES):
+            figures.append(report.plot_state_map(table, out / f"{area}_map.png", area))
+    if "elbo" in fit.traces:
+        figures.append(report.plot_elbo(fit.traces["elbo"], out / "elbo.png"))
+    if fit.num_chains > 1:
+        figures.extend(report.plot_nuts(to_inference_data(fit, design), out / "trace.png", out / "rank.png"))
+    report.write_report(out, summary, OmegaConf.to_yaml(cfg, resolve=True), tables, figures)
+
+
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> RunResult:
     """Run one MRP analysis as configured.
 
@@ -268,6 +285,11 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
         if "elbo" in fit.traces:
             write_csv(out / "elbo.csv", pd.DataFrame({"step": np.arange(len(fit.traces["elbo"])), "elbo": fit.traces["elbo"]}))
         summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
+        if cfg.get("report", True):
+            t = time.perf_counter()
+            _write_report(out, cfg, data, fit, design, tables, summary)
+            summary["timings_s"]["report"] = round(time.perf_counter() - t, 4)
+        # Written last: its presence marks a finished run.
         write_json(out / "summary.json", summary)
         log.info("wrote %s", out)
     return RunResult(out, data, model, fit, estimates, summary)

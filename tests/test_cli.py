@@ -23,6 +23,9 @@ EXPECTED_FILES = {
     "poststrat_draws.nc",
     "summary.json",
     "run.log",
+    "report.html",
+    "state_estimates.png",
+    "state_map.png",
 }
 
 
@@ -57,8 +60,10 @@ def test_every_guide_runs(guide, tmp_path):
     cfg = compose_config(FAST + [f"guide={guide}"])
     result = run(cfg, tmp_path)
     summary = check_run_dir(tmp_path, "svi")
-    assert (tmp_path / "elbo.csv").exists()
+    assert (tmp_path / "elbo.csv").exists() and (tmp_path / "elbo.png").exists()
     assert summary["diagnostics"]["nonfinite_steps"] == 0
+    page = (tmp_path / "report.html").read_text()
+    assert f"Verdict: {summary['verdict']}" in page and page.count("data:image/png;base64,") == 3
     assert len(result.fit.traces["elbo"]) == cfg.inference.num_steps
     # The synthetic truth is reported beside the estimates.
     assert "truth" in pd.read_csv(tmp_path / "estimates_state.csv")
@@ -73,6 +78,8 @@ def test_nuts_runs_and_reports_diagnostics(tmp_path):
     assert diag["num_chains"] == 2 and diag["divergences"] >= 0
     idata = az.from_netcdf(tmp_path / "posterior.nc")
     assert idata.posterior.sizes["chain"] == 2 and "diverging" in idata.sample_stats
+    assert (tmp_path / "trace.png").exists() and (tmp_path / "rank.png").exists()
+    assert "divergent transitions" in (tmp_path / "report.html").read_text()
 
 
 def test_extra_grouping_and_original_formula(tmp_path):

@@ -1,0 +1,190 @@
+"""Figures and a one-page HTML report for a run directory.
+
+Every run writes PNG figures - state estimates with 50 % and 90 % intervals sorted by
+estimate, a tile-grid map of the states, the ELBO trace (SVI) or trace and rank plots of the
+global parameters (NUTS) - and ``report.html``, which embeds them with the config, the
+diagnostics and the reliability verdict, and opens in a browser with no server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .outputs import atomic_write, write_text
+
+__all__ = ["STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
+
+# (row, column) of each state in a tile-grid map of the United States.
+STATE_TILES: dict[str, tuple[int, int]] = {
+    "AK": (0, 0), "ME": (0, 10),
+    "VT": (1, 9), "NH": (1, 10),
+    "WA": (2, 0), "ID": (2, 1), "MT": (2, 2), "ND": (2, 3), "MN": (2, 4), "IL": (2, 5), "WI": (2, 6),
+    "MI": (2, 7), "NY": (2, 8), "RI": (2, 9), "MA": (2, 10),
+    "OR": (3, 0), "NV": (3, 1), "WY": (3, 2), "SD": (3, 3), "IA": (3, 4), "IN": (3, 5), "OH": (3, 6),
+    "PA": (3, 7), "NJ": (3, 8), "CT": (3, 9),
+    "CA": (4, 0), "UT": (4, 1), "CO": (4, 2), "NE": (4, 3), "MO": (4, 4), "KY": (4, 5), "WV": (4, 6),
+    "VA": (4, 7), "MD": (4, 8), "DE": (4, 9),
+    "AZ": (5, 1), "NM": (5, 2), "KS": (5, 3), "AR": (5, 4), "TN": (5, 5), "NC": (5, 6), "SC": (5, 7),
+    "OK": (6, 3), "LA": (6, 4), "MS": (6, 5), "AL": (6, 6), "GA": (6, 7),
+    "HI": (7, 0), "TX": (7, 3), "FL": (7, 8),
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+    _pyplot().close(fig)
+    return path
+
+
+def plot_state_estimates(table: pd.DataFrame, path: Path, area: str = "state", title: str = "") -> Path:
+    """Median, 50 % and 90 % intervals per area, sorted by estimate; true values where known."""
+    plt = _pyplot()
+    t = table.sort_values("q50").reset_index(drop=True)
+    y = np.arange(len(t))
+    fig, ax = plt.subplots(figsize=(6.5, 0.2 * len(t) + 1.4))
+    ax.hlines(y, 100 * t["q5"], 100 * t["q95"], color="tab:blue", lw=1, label="90 % interval")
+    ax.hlines(y, 100 * t["q25"], 100 * t["q75"], color="tab:blue", lw=4, alpha=0.7, label="50 % interval")
+    ax.plot(100 * t["q50"], y, "o", color="white", mec="tab:blue", ms=4, label="median")
+    if "truth" in t:
+        ax.plot(100 * t["truth"], y, "x", color="tab:red", ms=5, label="true value")
+    ax.set_yticks(y, t[area].astype(str), fontsize=7)
+    ax.set_xlabel("estimate (%)")
+    ax.set_title(title or f"{area} estimates")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_state_map(table: pd.DataFrame, path: Path, area: str = "state", title: str = "") -> Path:
+    """Tile-grid map of the posterior means (one square per state, no shape files)."""
+    plt = _pyplot()
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    values = dict(zip(table[area].astype(str), 100 * table["mean"]))
+    norm = Normalize(min(values.values()), max(values.values()))
+    cmap = colormaps["RdBu_r"]
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    for state, (row, col) in STATE_TILES.items():
+        if state not in values:
+            continue
+        color = cmap(norm(values[state]))
+        ax.add_patch(plt.Rectangle((col, -row), 0.94, 0.94, color=color))
+        dark = np.mean(color[:3]) < 0.5
+        ax.text(col + 0.47, -row + 0.58, state, ha="center", va="center", fontsize=9, weight="bold", color="white" if dark else "black")
+        ax.text(col + 0.47, -row + 0.28, f"{values[state]:.0f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xlim(-0.2, 11.2)
+    ax.set_ylim(-7.2, 1.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="posterior mean (%)")
+    ax.set_title(title or "posterior mean by state")
+    return _save(fig, path)
+
+
+def plot_elbo(elbo: np.ndarray, path: Path) -> Path:
+    """ELBO per step with a running mean over 100 steps."""
+    plt = _pyplot()
+    elbo = np.asarray(elbo, float)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    steps = np.arange(1, len(elbo) + 1)
+    ax.plot(steps, elbo, lw=0.5, alpha=0.4, color="tab:blue", label="ELBO")
+    window = min(100, len(elbo))
+    smooth = pd.Series(elbo).rolling(window, min_periods=1).mean()
+    ax.plot(steps, smooth, color="tab:blue", lw=1.5, label=f"mean of {window} steps")
+    finite = elbo[np.isfinite(elbo)]
+    if len(finite) > 10:  # start the axis where the trace has settled, so the plateau is visible
+        ax.set_ylim(np.quantile(finite, 0.05), finite.max() + 0.05 * (finite.max() - np.quantile(finite, 0.05)))
+    ax.set_xlabel("step")
+    ax.set_ylabel("ELBO")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
+    """Trace and rank plots of the global parameters (intercept, coefficients, group sds)."""
+    with warnings.catch_warnings():
+        # arviz 0.2x calls a matplotlib helper that matplotlib 3.11 deprecates; not ours to fix.
+        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping")
+        return _plot_nuts(idata, path_trace, path_rank)
+
+
+def _plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
+    import arviz as az
+
+    plt = _pyplot()
+    names = [v for v in idata.posterior.data_vars if v == "Intercept" or v == "beta" or v.startswith("sd_")]
+    layout = {"constrained_layout": True}  # keeps panel titles clear of the tick labels above
+    axes = az.plot_trace(idata, var_names=names, compact=True, figsize=(9, 1.8 * len(names)), backend_kwargs=layout)
+    _save(np.ravel(axes)[0].figure, path_trace)
+    axes = az.plot_rank(
+        idata, var_names=["Intercept"] + [n for n in names if n.startswith("sd_")], kind="vlines", backend_kwargs=layout
+    )
+    _save(np.ravel(axes)[0].figure, path_rank)
+    plt.close("all")
+    return path_trace, path_rank
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
+
+
+def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[str, pd.DataFrame], figures: list[Path]) -> Path:
+    """One self-contained HTML page: verdict, diagnostics, estimates, figures and config."""
+    verdict = summary.get("verdict")
+    colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}.get(verdict, "#57606a")
+    if verdict:
+        banner = f'<p class="verdict" style="border-color:{colour}"><b>Verdict: {html.escape(verdict)}.</b> {html.escape(summary.get("verdict_message") or "")}</p>'
+    else:
+        d = summary.get("diagnostics", {})
+        banner = (
+            f'<p class="verdict"><b>{html.escape(str(summary.get("method")).upper())}</b>: {d.get("divergences")} divergent transitions, '
+            f'max R-hat {d.get("max_rhat", float("nan")):.3f}, min bulk ESS {d.get("min_ess_bulk", float("nan")):.0f}.</p>'
+        )
+    sections = []
+    for name, table in tables.items():
+        shown = table.copy()
+        for c in ("mean", "sd", "q5", "q25", "q50", "q75", "q95", "truth"):
+            if c in shown:
+                shown[c] = (100 * shown[c]).round(2)
+        sections.append(f"<h2>Estimates: {html.escape(name)} (%)</h2>" + shown.to_html(index=False, border=0, classes="t"))
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mrp_numpyro run: {html.escape(str(summary.get('data')))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
+.verdict {{ border-left: 6px solid #57606a; padding: .6em 1em; background: #f6f8fa; }}
+table.t {{ border-collapse: collapse; font-size: 13px; }} table.t td, table.t th {{ padding: 2px 8px; text-align: right; }}
+table.t tr:nth-child(even) {{ background: #f6f8fa; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 12px; }}
+</style></head><body>
+<h1>MRP run</h1>
+<p>{html.escape(str(summary.get('data')))}: {summary.get('n_respondents'):,} respondents in {summary.get('n_occupied_cells'):,} cells,
+poststratified over {summary.get('n_poststrat_cells'):,} cells. Method: {html.escape(str(summary.get('method')))}
+{html.escape(str(summary.get('guide') or ''))}. National estimate: {100 * summary.get('national_mean', float('nan')):.2f} %.</p>
+{banner}
+{''.join(_img(p) for p in figures)}
+{''.join(sections)}
+<h2>Diagnostics and timings</h2><pre>{html.escape(json.dumps({k: summary.get(k) for k in ('diagnostics', 'timings_s', 'notes', 'versions')}, indent=2, default=str))}</pre>
+<h2>Configuration</h2><pre>{html.escape(config_yaml)}</pre>
+</body></html>
+"""
+    return write_text(out / "report.html", page)
