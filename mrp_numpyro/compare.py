@@ -21,7 +21,8 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import wasserstein_distance
 
-from .outputs import atomic_write, level_dim, write_csv
+from .outputs import level_dim, write_csv
+from .report import pyplot, save_png
 
 __all__ = ["compare_draws", "compare_runs", "load_poststrat_draws", "plot_intervals", "plot_draws", "main"]
 
@@ -108,17 +109,9 @@ def overall(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _save(fig, path: Path) -> None:
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
-
-
 def plot_intervals(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Sequence[str], path: Path) -> None:
     """Median, 50 % and 90 % intervals of both runs, one row per area, sorted by run B's median."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     qa = np.quantile(a, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0) * 100
     qb = np.quantile(b, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0) * 100
     order = np.argsort(qb[2])
@@ -133,17 +126,12 @@ def plot_intervals(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: S
     ax.set_title(f"{names[0]} vs {names[1]}: median, 50 % and 90 % intervals")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Sequence[str], path: Path, max_dots: int = 200) -> None:
     """A strip of draws per area for both runs, sorted by run B's mean."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rng = np.random.default_rng(0)
     order = np.argsort(b.mean(0))
     fig, ax = plt.subplots(figsize=(7, 0.22 * len(labels) + 1.5))
@@ -158,8 +146,7 @@ def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Seque
     ax.set_title(f"draws per area: {names[0]} vs {names[1]}")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def write_comparison(run_a, run_b, out: str | Path, names: Sequence[str] = ("A", "B")) -> pd.DataFrame:

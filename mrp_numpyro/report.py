@@ -20,7 +20,7 @@ import pandas as pd
 
 from .outputs import atomic_write, write_text
 
-__all__ = ["STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
+__all__ = ["pyplot", "save_png", "STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
 
 # (row, column) of each state in a tile-grid map of the United States.
 STATE_TILES: dict[str, tuple[int, int]] = {
@@ -38,24 +38,27 @@ STATE_TILES: dict[str, tuple[int, int]] = {
 }
 
 
-def _pyplot():
-    import matplotlib
+def pyplot():
+    """matplotlib.pyplot, imported on first use.
 
-    matplotlib.use("Agg")
+    The backend is left alone (a notebook keeps its own); without a display matplotlib
+    falls back to Agg by itself.
+    """
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
-    _pyplot().close(fig)
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """Write a figure atomically as PNG and close it."""
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight"))
+    pyplot().close(fig)
     return path
 
 
 def plot_state_estimates(table: pd.DataFrame, path: Path, area: str = "state", title: str = "") -> Path:
     """Median, 50 % and 90 % intervals per area, sorted by estimate; true values where known."""
-    plt = _pyplot()
+    plt = pyplot()
     t = table.sort_values("q50").reset_index(drop=True)
     y = np.arange(len(t))
     fig, ax = plt.subplots(figsize=(6.5, 0.2 * len(t) + 1.4))
@@ -69,12 +72,12 @@ def plot_state_estimates(table: pd.DataFrame, path: Path, area: str = "state", t
     ax.set_title(title or f"{area} estimates")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_state_map(table: pd.DataFrame, path: Path, area: str = "state", title: str = "") -> Path:
     """Tile-grid map of the posterior means (one square per state, no shape files)."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
@@ -96,12 +99,12 @@ def plot_state_map(table: pd.DataFrame, path: Path, area: str = "state", title: 
     ax.axis("off")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="posterior mean (%)")
     ax.set_title(title or "posterior mean by state")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_elbo(elbo: np.ndarray, path: Path) -> Path:
     """ELBO per step with a running mean over 100 steps."""
-    plt = _pyplot()
+    plt = pyplot()
     elbo = np.asarray(elbo, float)
     fig, ax = plt.subplots(figsize=(7, 3.2))
     steps = np.arange(1, len(elbo) + 1)
@@ -116,7 +119,7 @@ def plot_elbo(elbo: np.ndarray, path: Path) -> Path:
     ax.set_ylabel("ELBO")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
@@ -130,15 +133,15 @@ def plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
 def _plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
     import arviz as az
 
-    plt = _pyplot()
+    plt = pyplot()
     names = [v for v in idata.posterior.data_vars if v == "Intercept" or v == "beta" or v.startswith("sd_")]
     layout = {"constrained_layout": True}  # keeps panel titles clear of the tick labels above
     axes = az.plot_trace(idata, var_names=names, compact=True, figsize=(9, 1.8 * len(names)), backend_kwargs=layout)
-    _save(np.ravel(axes)[0].figure, path_trace)
+    save_png(np.ravel(axes)[0].figure, path_trace)
     axes = az.plot_rank(
         idata, var_names=["Intercept"] + [n for n in names if n.startswith("sd_")], kind="vlines", backend_kwargs=layout
     )
-    _save(np.ravel(axes)[0].figure, path_rank)
+    save_png(np.ravel(axes)[0].figure, path_rank)
     plt.close("all")
     return path_trace, path_rank
 
