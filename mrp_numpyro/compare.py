@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import wasserstein_distance
 
+from .inference.result import flatten_draws
 from .outputs import level_dim, write_csv
 from .report import pyplot, save_png
 
@@ -42,7 +43,8 @@ def compare_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str]) -> pd.Dat
         ``ratio50`` and ``ratio90`` (interval width of a over b) and ``w1_pp`` (Wasserstein-1
         distance, percentage points).
     """
-    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    # A 1-d vector is the draws of a single group.
+    a, b = (np.asarray(x, float).reshape(len(x), -1) for x in (a, b))
     if a.shape[1] != b.shape[1] or a.shape[1] != len(labels):
         raise ValueError(f"draws must cover the same {len(labels)} groups, got {a.shape} and {b.shape}")
     table = pd.DataFrame({"group": list(labels)})
@@ -65,7 +67,9 @@ def load_poststrat_draws(run_dir: str | Path) -> xr.Dataset:
 
 
 def _flat(da: xr.DataArray) -> np.ndarray:
-    return da.stack(sample=("chain", "draw")).transpose("sample", ...).values.reshape(da.sizes["chain"] * da.sizes["draw"], -1)
+    """(draws, groups) from a (chain, draw[, level]) array."""
+    flat = flatten_draws({"x": da.transpose("chain", "draw", ...).values})["x"]
+    return flat.reshape(len(flat), -1)
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, area: str = "state") -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -149,11 +153,11 @@ def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Seque
     save_png(fig, path, dpi=120)
 
 
-def write_comparison(run_a, run_b, out: str | Path, names: Sequence[str] = ("A", "B")) -> pd.DataFrame:
+def write_comparison(run_a, run_b, out: str | Path, names: Sequence[str] = ("A", "B"), area: str = "state") -> pd.DataFrame:
     """Compare two runs and write ``comparison.csv``, ``compare_intervals.png`` and ``compare_draws.png``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table, draws = compare_runs(run_a, run_b)
+    table, draws = compare_runs(run_a, run_b, area=area)
     write_csv(out / "comparison.csv", table)
     plot_intervals(draws["a"], draws["b"], draws["labels"], names, out / "compare_intervals.png")
     plot_draws(draws["a"], draws["b"], draws["labels"], names, out / "compare_draws.png")

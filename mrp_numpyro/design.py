@@ -125,12 +125,12 @@ def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray):
     return cell_codes.astype(np.int64), trials, successes
 
 
-def _fixed_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]):
+def _fixed_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple], categorical: set[str]):
     names: list[str] = []
     columns: list[np.ndarray] = []
     for term in spec.fixed:
         lv = levels[term.column]
-        if term.categorical:
+        if term.categorical or term.column in categorical:
             for j, level in enumerate(lv[1:], start=1):
                 names.append(f"{term.column}[{level}]")
                 columns.append((codes[term.column] == j).astype(float))
@@ -185,8 +185,10 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     s_codes = {c: cell_codes[:, i] for i, c in enumerate(cols)}
     p_codes = {c: _codes(data.poststrat, c, levels[c]) for c in cols}
 
-    fixed_names, X_s = _fixed_block(spec, s_codes, levels)
-    _, X_p = _fixed_block(spec, p_codes, levels)
+    # A column the schema declares categorical is dummy-coded with or without factor().
+    categorical = {c for c in cols if schema.levels(c) is not None}
+    fixed_names, X_s = _fixed_block(spec, s_codes, levels, categorical)
+    _, X_p = _fixed_block(spec, p_codes, levels, categorical)
     center = (X_s * trials[:, None]).sum(0) / trials.sum()
     scale = autoscale_denominators(X_s, trials)
     G_s, group_levels = _group_block(spec, s_codes, levels)

@@ -1,6 +1,6 @@
 """lme4/rstanarm-style formulas, parsed with ``formulae`` into a small, frozen model spec.
 
-Supported terms: an intercept (``0 +`` or ``- 1`` removes it), numeric fixed effects
+Supported terms: an intercept (always present; ``0 +`` or ``- 1`` is an error), numeric fixed effects
 (``male``), categorical fixed effects (``factor(region)`` or ``C(region)``, treatment-coded
 with the schema's first level as baseline) and varying intercepts of a factor or of an
 interaction of factors (``(1 | state)``, ``(1 | male:eth)``). Varying slopes and products of
@@ -116,6 +116,11 @@ def parse_formula(formula: str, columns=None) -> ModelSpec:
             fixed.append(FixedTerm(col, categorical))
         else:  # pragma: no cover - formulae may add term kinds
             raise FormulaError(f"unsupported term {term!r} in formula {formula!r}")
+    if not intercept:
+        raise FormulaError(
+            f"formula {formula!r} removes the intercept; the hierarchical logit always has one "
+            "(its varying intercepts are deviations from it). Drop the '0 +' or '- 1'."
+        )
     spec = ModelSpec(formula, response, intercept, tuple(fixed), tuple(groups))
     if columns is not None:
         known = set(columns)

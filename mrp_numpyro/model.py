@@ -90,10 +90,6 @@ class MRPModel:
     fn: Callable = field(repr=False)
     kwargs: Mapping[str, np.ndarray] = field(repr=False)
 
-    @property
-    def coef_scale(self) -> np.ndarray:
-        return self.priors.coef_scales(self.design.x_scale)
-
 
 def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
     """Bind the model's static settings and the survey arrays.

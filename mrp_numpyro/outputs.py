@@ -4,6 +4,7 @@ directory and then renamed, so a reader never sees a half-written file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -39,7 +40,20 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Write strict JSON: NaN and infinities (e.g. an undefined diagnostic) become null."""
+    return write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=False, default=_jsonable, allow_nan=False) + "\n")
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "shape", None) == ():  # numpy scalar
+        return _finite(obj.item())
+    return obj
 
 
 def write_csv(path, table: pd.DataFrame) -> Path:

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.special import expit
 
 from .design import Design
+from .inference.result import flatten_draws
 from .model import cell_logits_by_cell
 from .schema import DataError
 
@@ -138,7 +139,7 @@ def poststratify_draws(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     post = design.poststrat
     chains, ndraw = next(iter(draws.values())).shape[:2]
-    flat = {k: np.asarray(v).reshape((chains * ndraw,) + np.shape(v)[2:]) for k, v in draws.items()}
+    flat = flatten_draws(draws)
     prepared = []
     for name, cols in groupings.items():
         index, labels = group_cells(post.cells, cols)

@@ -1,9 +1,10 @@
-"""Prior settings, defaulting to rstanarm's ``stan_glmer`` defaults for a binomial logit.
+"""Prior settings, defaulting to rstanarm's ``stan_glmer`` priors as the case study sets them.
 
-rstanarm's defaults used for comparison runs are ``prior_intercept = normal(0, 2.5)`` on the
-intercept after the predictors are centred, ``prior = normal(0, 1, autoscale = TRUE)`` on
-the coefficients, and ``prior_covariance = decov(regularization = 1, concentration = 1,
-shape = 1, scale = 0.5)`` on each grouping factor. For a single varying intercept the
+That is rstanarm's default ``prior_intercept = normal(0, 2.5)`` on the intercept after the
+predictors are centred, with the case study's ``prior = normal(0, 1, autoscale = TRUE)`` on
+the coefficients and ``prior_covariance = decov(regularization = 1, concentration = 1,
+shape = 1, scale = 0.5)`` on each grouping factor (rstanarm's own defaults are
+``normal(0, 2.5)`` and ``scale = 1``). For a single varying intercept the
 covariance matrix is 1 x 1: its trace is the variance, so decov reduces to a gamma prior
 with the given shape and scale on the group's standard deviation.
 

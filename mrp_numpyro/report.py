@@ -163,6 +163,8 @@ def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[
             f'<p class="verdict"><b>{html.escape(str(summary.get("method")).upper())}</b>: {d.get("divergences")} divergent transitions, '
             f'max R-hat {d.get("max_rhat", float("nan")):.3f}, min bulk ESS {d.get("min_ess_bulk", float("nan")):.0f}.</p>'
         )
+    nat = summary.get("national_mean")
+    national = "" if nat is None else f" National estimate: {100 * nat:.2f} %."
     sections = []
     for name, table in tables.items():
         shown = table.copy()
@@ -182,7 +184,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} pre {{ background: #f6f8f
 <h1>MRP run</h1>
 <p>{html.escape(str(summary.get('data')))}: {summary.get('n_respondents'):,} respondents in {summary.get('n_occupied_cells'):,} cells,
 poststratified over {summary.get('n_poststrat_cells'):,} cells. Method: {html.escape(str(summary.get('method')))}
-{html.escape(str(summary.get('guide') or ''))}. National estimate: {100 * summary.get('national_mean', float('nan')):.2f} %.</p>
+{html.escape(str(summary.get('guide') or ''))}.{national}</p>
 {banner}
 {''.join(_img(p) for p in figures)}
 {''.join(sections)}

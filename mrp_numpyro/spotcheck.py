@@ -45,7 +45,8 @@ def spot_check(cfg: DictConfig, out: str | Path) -> dict:
         ref_cfg.inference = cfg.reference
     vi = run(vi_cfg, out / "vi")
     ref = run(ref_cfg, out / "reference")
-    table = write_comparison(out / "vi", out / "reference", out / "compare", names=(vi.fit.diagnostics.get("guide", "VI"), "NUTS"))
+    names = (vi.fit.diagnostics.get("guide") or vi.fit.method, ref.fit.method.upper())
+    table = write_comparison(out / "vi", out / "reference", out / "compare", names=names)
     summary = {
         "data": vi.summary["data"],
         "n_respondents": vi.summary["n_respondents"],

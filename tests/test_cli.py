@@ -232,3 +232,12 @@ def test_numerical_blow_up_never_writes_nan(tmp_path):
     else:
         states = pd.read_csv(tmp_path / "estimates_state.csv")
         assert np.isfinite(states[["mean", "sd", "q5", "q95"]].to_numpy()).all()
+
+
+def test_report_without_national_grouping(tmp_path):
+    cfg = compose_config(FAST + ["budget.svi_steps=50", "budget.svi_draws=50", "~poststrat.groupings.national"])
+    result = run(cfg, tmp_path)
+    assert result.summary["national_mean"] is None
+    assert "National estimate" not in (tmp_path / "report.html").read_text()
+    # summary.json is strict JSON: undefined values are null, never NaN.
+    json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))

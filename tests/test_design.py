@@ -149,3 +149,11 @@ def test_svi_compiles_once_whatever_the_number_of_chunks(design):
         return calls["n"]
 
     assert traces_for(100) == traces_for(400)
+
+
+def test_declared_factor_without_factor_call_is_dummy_coded(data):
+    plain = build_design(parse_formula("abortion ~ region + educ + (1 | state)"), data)
+    wrapped = build_design(parse_formula("abortion ~ factor(region) + factor(educ) + (1 | state)"), data)
+    assert plain.fixed_names == wrapped.fixed_names
+    assert plain.fixed_names[:3] == ("region[North Central]", "region[South]", "region[West]")
+    np.testing.assert_array_equal(plain.survey.X, wrapped.survey.X)

@@ -24,10 +24,15 @@ def test_original_rstanarm_formula_without_age():
     assert "educ:age" in [g.name for g in spec.groups]
 
 
-def test_c_is_categorical_and_intercept_can_be_dropped():
-    spec = parse_formula("y ~ 0 + C(region) + (1 | state)")
-    assert not spec.intercept
+def test_c_is_categorical():
+    spec = parse_formula("y ~ C(region) + (1 | state)")
     assert spec.fixed == (FixedTerm("region", True),)
+
+
+@pytest.mark.parametrize("formula", ["y ~ 0 + male + (1 | state)", "y ~ male - 1 + (1 | state)"])
+def test_removing_the_intercept_is_an_error(formula):
+    with pytest.raises(FormulaError, match="removes the intercept"):
+        parse_formula(formula)
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,8 @@ def fit_nuts(
         devices = jax.local_device_count()
         per_run = min(num_chains, devices)
         chain_method = "parallel" if per_run > 1 else "sequential"
+        if per_run == 1:  # one device: a single MCMC runs every chain in turn, compiled once
+            per_run = num_chains
         if per_run < num_chains:
             log.info("%d JAX device(s) for %d chains: running %d at a time", devices, num_chains, per_run)
     start = time.perf_counter()

@@ -50,8 +50,8 @@ class PSIS:
 def psis(log_ratios: np.ndarray) -> PSIS:
     """Pareto-smooth the importance log ratios ``log p - log q`` of draws from q.
 
-    Non-finite ratios (a draw where the model's density underflows) get weight zero; if
-    none is finite the result has ``khat = inf``.
+    Non-finite ratios (a draw where the model's density underflows) get weight zero; with
+    fewer than 10 finite ratios the result has ``khat = inf``.
     """
     log_ratios = np.asarray(log_ratios, dtype=np.float64)
     finite = np.isfinite(log_ratios)

@@ -42,12 +42,6 @@ class Fit:
     def num_chains(self) -> int:
         return next(iter(self.draws.values())).shape[0]
 
-    @property
-    def num_draws(self) -> int:
-        """Total draws over all chains."""
-        first = next(iter(self.draws.values()))
-        return first.shape[0] * first.shape[1]
-
 
 def flatten_draws(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Merge the chain and draw axes: (chain, draw, ...) -> (chain * draw, ...)."""

@@ -1,7 +1,7 @@
 """Stochastic variational inference with any NumPyro guide, checked by PSIS.
 
-The optimisation runs as compiled ``lax.scan`` chunks of ``check_every`` steps (one
-compilation per fit). After each chunk the mean ELBO of the chunk is compared with that of
+The optimisation runs as compiled ``lax.scan`` chunks of ``check_every`` steps: one
+compilation of the chunk, plus one more when a last, shorter chunk is needed. After each chunk the mean ELBO of the chunk is compared with that of
 the previous one, and the fit stops when the relative change falls below ``plateau_rtol``.
 The fitted guide's draws are then weighed against the exact posterior with Pareto-smoothed
 importance sampling (:mod:`mrp_numpyro.inference.psis`): k-hat, the importance ESS, a
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..model import MRPModel, site_names
 from ..outputs import atomic_write
-from .psis import KHAT_BAD, guide_draws_and_log_ratios, importance_resample, psis, verdict
+from .psis import KHAT_GOOD, guide_draws_and_log_ratios, importance_resample, psis, verdict
 from .result import Fit, FitError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def fit_svi(
         Stop when the mean ELBO of a chunk differs from the previous chunk's by less than this
         fraction; ``None`` always runs ``num_steps``.
     importance_resampling : bool
-        Resample the guide's draws by their Pareto-smoothed importance weights when k-hat < 1.
+        Resample the guide's draws by their Pareto-smoothed importance weights when k-hat < 0.7.
     checkpoint_path : path-like, optional
         After every chunk, the optimiser state, step count and ELBO trace are saved here
         (atomically), so an interrupted fit can be resumed.
@@ -202,9 +202,13 @@ def fit_svi(
         if not np.all(np.isfinite(v)):
             raise FitError(f"guide draws of {name!r} are not finite; the fitted guide is unusable. Lower optim.step_size")
     weights = psis(log_ratios)
-    resampled = bool(importance_resampling and weights.khat < KHAT_BAD)
+    # Resampling corrects a guide only where the smoothed weights are reliable (k-hat < 0.7);
+    # above that a few draws dominate and resampling would shrink the intervals further.
+    resampled = bool(importance_resampling and weights.khat < KHAT_GOOD)
+    distinct = num_draws
     if resampled:
-        draws, _ = importance_resample(draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)))
+        draws, idx = importance_resample(draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)))
+        distinct = int(len(np.unique(idx)))
     seconds = time.perf_counter() - start
     judged = verdict(weights.khat)
     (log.info if judged["status"] == "pass" else log.warning)("SVI verdict: %s", judged["message"])
@@ -226,6 +230,7 @@ def fit_svi(
         "khat": weights.khat,
         "psis_ess": weights.ess,
         "importance_resampled": resampled,
+        "distinct_draws": distinct,
         "verdict": judged["status"],
         "verdict_message": judged["message"],
     }
