@@ -53,10 +53,10 @@ def configure_device(
         # Forces the CPU even where a GPU is present (effective before JAX's first use).
         numpyro.set_platform("cpu")
     numpyro.enable_x64(bool(x64))
-    if compilation_cache_dir:
-        path = Path(compilation_cache_dir).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", str(path))
+    cache = Path(compilation_cache_dir).expanduser() if compilation_cache_dir else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(cache))
         # Cache every executable: the per-operation ones are small and quick, but many.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -73,7 +73,7 @@ def configure_device(
         "platform": platform,
         "devices": [str(d) for d in devices],
         "x64": bool(jax.config.jax_enable_x64),
-        "compilation_cache_dir": str(Path(compilation_cache_dir).expanduser()) if compilation_cache_dir else None,
+        "compilation_cache_dir": None if cache is None else str(cache),
     }
     log.info("JAX on %s: %d device(s), x64=%s", platform, len(devices), info["x64"])
     return info

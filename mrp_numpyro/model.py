@@ -136,8 +136,15 @@ def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArra
     -------
     array (draws, cells)
     """
-    # Built cells-major, (cells, draws): gathering whole rows of a level-major effect
-    # table is a contiguous copy, several times faster than gathering columns.
+    return cell_logits_by_cell(draws, design, cells).T
+
+
+def cell_logits_by_cell(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:
+    """:func:`cell_logits` laid out (cells, draws), C-contiguous.
+
+    Built cells-major because gathering whole rows of a level-major effect table is a
+    contiguous copy, several times faster than gathering columns.
+    """
     eta = np.empty((cells.n_cells, len(draws["Intercept"])))
     eta[:] = np.asarray(draws["Intercept"], dtype=np.float64)[None, :]
     if cells.X.shape[1]:
@@ -146,9 +153,4 @@ def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArra
         sd_name, z_name = site_names(name)
         effect = np.asarray(draws[z_name], np.float64).T * np.asarray(draws[sd_name], np.float64)[None, :]
         eta += np.ascontiguousarray(effect)[cells.group_index[:, g]]
-    return eta.T
-
-
-def cell_logits_by_cell(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:
-    """:func:`cell_logits` laid out (cells, draws), without the final transpose."""
-    return cell_logits(draws, design, cells).T
+    return eta

@@ -51,8 +51,8 @@ def _finite(obj):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
-    if hasattr(obj, "dtype") and getattr(obj, "shape", None) == ():  # numpy scalar
-        return _finite(obj.item())
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy scalars and arrays
+        return _finite(obj.tolist())
     return obj
 
 
@@ -66,15 +66,7 @@ def write_netcdf(path, obj) -> Path:
 
 
 def _jsonable(obj):
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    # numpy values are converted by _finite before encoding.
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

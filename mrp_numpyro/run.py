@@ -25,6 +25,7 @@ import xarray as xr
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from . import report
 from .config import compose_config
 from .design import Design, build_design
 from .device import configure_device
@@ -33,7 +34,6 @@ from .inference.result import Fit
 from .model import MRPModel, build_model, site_names
 from .outputs import level_dim, write_csv, write_json, write_netcdf, write_text
 from .poststratify import Poststratified, poststratify_draws
-from . import report
 from .priors import Priors
 from .schema import MRPData
 
@@ -155,7 +155,7 @@ def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]):
     return tables
 
 
-def _write_report(out: Path, cfg, data: MRPData, fit: Fit, design: Design, tables, summary) -> None:
+def _write_report(out: Path, config_yaml: str, data: MRPData, fit: Fit, idata: az.InferenceData, tables, summary) -> None:
     """Figures of the run and the HTML page that shows them."""
     area = data.schema.area
     figures = []
@@ -167,8 +167,8 @@ def _write_report(out: Path, cfg, data: MRPData, fit: Fit, design: Design, table
     if "elbo" in fit.traces:
         figures.append(report.plot_elbo(fit.traces["elbo"], out / "elbo.png"))
     if fit.num_chains > 1:
-        figures.extend(report.plot_nuts(to_inference_data(fit, design), out / "trace.png", out / "rank.png"))
-    report.write_report(out, summary, OmegaConf.to_yaml(cfg, resolve=True), tables, figures)
+        figures.extend(report.plot_nuts(idata, out / "trace.png", out / "rank.png"))
+    report.write_report(out, summary, config_yaml, tables, figures)
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> RunResult:
@@ -212,7 +212,8 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
     progress = _progress(cfg.get("progress", "auto"))
     device = configure_device(**OmegaConf.to_container(cfg.device, resolve=True))
     if out is not None:
-        write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+        write_text(out / "config.yaml", config_yaml)
 
     t = time.perf_counter()
     data: MRPData = instantiate(cfg.data)
@@ -280,14 +281,15 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
         t = time.perf_counter()
         for name, table in tables.items():
             write_csv(out / f"estimates_{name}.csv", table)
-        write_netcdf(out / "posterior.nc", to_inference_data(fit, design))
+        idata = to_inference_data(fit, design)
+        write_netcdf(out / "posterior.nc", idata)
         write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates))
         if "elbo" in fit.traces:
             write_csv(out / "elbo.csv", pd.DataFrame({"step": np.arange(len(fit.traces["elbo"])), "elbo": fit.traces["elbo"]}))
         summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
         if cfg.get("report", True):
             t = time.perf_counter()
-            _write_report(out, cfg, data, fit, design, tables, summary)
+            _write_report(out, config_yaml, data, fit, idata, tables, summary)
             summary["timings_s"]["report"] = round(time.perf_counter() - t, 4)
         # Written last: its presence marks a finished run.
         write_json(out / "summary.json", summary)
