@@ -25,7 +25,9 @@ import numpyro.distributions as dist
 from .design import CellArrays, Design
 from .priors import Priors
 
-__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits", "cell_logits_by_cell"]
+__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits", "cell_logits_by_cell", "PARAMETERIZATIONS"]
+
+PARAMETERIZATIONS = ("noncentred", "identified")
 
 
 def site_names(group: str) -> tuple[str, str]:
@@ -77,21 +79,41 @@ def mrp_logit(
         numpyro.sample("y", dist.Binomial(total_count=trials, logits=eta), obs=successes)
 
 
+def _same_effects(draws, rng_key):
+    """The non-centred model samples the shared parameters themselves."""
+    return dict(draws)
+
+
 @dataclass(frozen=True)
 class MRPModel:
     """A model function with its static settings bound, and the survey arrays it is fitted to.
 
     ``fn(**kwargs)`` runs the model on the survey; inference methods take ``fn`` and
     ``kwargs`` and nothing else, so any NumPyro guide or kernel can be used with it.
+
+    Attributes
+    ----------
+    latent_sites : tuple of str
+        The sample sites inference draws.
+    effects : callable
+        ``effects(draws, rng_key)`` maps flat draws (draws, ...) of ``latent_sites`` to the
+        parameters every parameterisation shares, ``Intercept``, ``beta``, ``sd_<g>`` and
+        ``z_<g>``, which the poststratifier and the outputs use.
+    parameterization : str
+        ``noncentred`` (:func:`mrp_logit`) or ``identified``
+        (:func:`mrp_numpyro.identified.mrp_logit_identified`).
     """
 
     design: Design
     priors: Priors
     fn: Callable = field(repr=False)
     kwargs: Mapping[str, np.ndarray] = field(repr=False)
+    latent_sites: tuple[str, ...] = ()
+    effects: Callable = field(default=_same_effects, repr=False)
+    parameterization: str = "noncentred"
 
 
-def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
+def build_model(design: Design, priors: Priors, dtype=np.float32, parameterization: str = "noncentred") -> MRPModel:
     """Bind the model's static settings and the survey arrays.
 
     Parameters
@@ -100,9 +122,36 @@ def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
     priors : Priors
     dtype : numpy dtype
         Floating type of the arrays (float32 by default; float64 with x64 enabled).
+    parameterization : {"noncentred", "identified"}
+        The coordinates inference works in; the posterior is the same. ``noncentred`` is
+        :func:`mrp_logit`; ``identified`` integrates out the directions the likelihood
+        cannot see (:mod:`mrp_numpyro.identified`), which removes their funnels.
     """
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"model.parameterization must be one of {list(PARAMETERIZATIONS)}, got {parameterization!r}")
     s = design.survey
     count_dtype = jnp.int64 if np.dtype(dtype).itemsize == 8 else jnp.int32
+    counts = {
+        # Integer counts: Binomial needs them to simulate data when successes is None.
+        "trials": jnp.asarray(s.trials, count_dtype),
+        "successes": jnp.asarray(s.successes, count_dtype),
+    }
+    sd_sites = tuple(site_names(g)[0] for g in design.group_names)
+    if parameterization == "identified":
+        # Imported here: identified builds on this module's site names.
+        from .identified import identified_arrays, identified_basis, mrp_logit_identified, recover_effects
+
+        basis = identified_basis(design, priors)
+        fn = partial(mrp_logit_identified, group_names=design.group_names, priors=priors)
+        return MRPModel(
+            design,
+            priors,
+            fn,
+            {**identified_arrays(design, basis, dtype), **counts},
+            latent_sites=("phi",) + sd_sites,
+            effects=partial(recover_effects, design=design, basis=basis),
+            parameterization=parameterization,
+        )
     fn = partial(
         mrp_logit,
         coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
@@ -110,14 +159,11 @@ def build_model(design: Design, priors: Priors, dtype=np.float32) -> MRPModel:
         group_sizes=design.group_sizes,
         priors=priors,
     )
-    kwargs = {
-        "X": jnp.asarray(s.X, dtype),
-        "group_index": jnp.asarray(s.group_index),
-        # Integer counts: Binomial needs them to simulate data when successes is None.
-        "trials": jnp.asarray(s.trials, count_dtype),
-        "successes": jnp.asarray(s.successes, count_dtype),
-    }
-    return MRPModel(design, priors, fn, kwargs)
+    kwargs = {"X": jnp.asarray(s.X, dtype), "group_index": jnp.asarray(s.group_index), **counts}
+    latent = ("Intercept",) + (("beta",) if design.fixed_names else ())
+    for g in design.group_names:
+        latent += site_names(g)
+    return MRPModel(design, priors, fn, kwargs, latent_sites=latent)
 
 
 def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:

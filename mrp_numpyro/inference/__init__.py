@@ -1,8 +1,10 @@
 """Inference methods. Each takes an :class:`~mrp_numpyro.model.MRPModel` and a PRNG key and
 returns a :class:`Fit` holding draws in one common form."""
 
+from .elbo import StickingTheLandingELBO
+from .guides import AutoCoupledNormal
 from .nuts import convergence_summary, fit_nuts
 from .result import Fit, FitError, flatten_draws
 from .svi import fit_svi
 
-__all__ = ["Fit", "FitError", "fit_nuts", "fit_svi", "flatten_draws", "convergence_summary"]
+__all__ = ["AutoCoupledNormal", "StickingTheLandingELBO", "Fit", "FitError", "fit_nuts", "fit_svi", "flatten_draws", "convergence_summary"]

@@ -84,6 +84,7 @@ def fit_nuts(
             log.info("%d JAX device(s) for %d chains: running %d at a time", devices, num_chains, per_run)
     start = time.perf_counter()
     samples, extras = [], []
+    rng_key, key_effects = jax.random.split(rng_key)
     keys = jax.random.split(rng_key, -(-num_chains // per_run))
     for i, key in enumerate(keys):
         n = min(per_run, num_chains - i * per_run)
@@ -98,7 +99,9 @@ def fit_nuts(
         mcmc.run(key, extra_fields=("diverging", "num_steps"), **model.kwargs)
         samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
         extras.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
-    draws = {k: np.concatenate([np.asarray(s[k]) for s in samples]) for k in samples[0]}
+    draws = {k: np.concatenate([np.asarray(s[k]) for s in samples]) for k in model.latent_sites}
+    flat = model.effects({k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}, key_effects)
+    draws = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in flat.items()}
     extra = {k: np.concatenate([np.asarray(e[k]) for e in extras]) for k in extras[0]}
     seconds = time.perf_counter() - start
     divergences = int(np.sum(extra["diverging"]))

@@ -22,22 +22,14 @@ import numpy as np
 from numpyro.infer import SVI, Trace_ELBO
 from tqdm.auto import tqdm
 
-from ..model import MRPModel, site_names
+from ..model import MRPModel
 from ..outputs import atomic_write
 from .psis import KHAT_GOOD, guide_draws_and_log_ratios, importance_resample, psis, verdict
 from .result import Fit, FitError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_svi", "latent_sites"]
-
-
-def latent_sites(model: MRPModel) -> tuple[str, ...]:
-    """Names of the model's latent sample sites."""
-    names = ["Intercept"] + (["beta"] if model.design.fixed_names else [])
-    for g in model.design.group_names:
-        names.extend(site_names(g))
-    return tuple(names)
+__all__ = ["fit_svi"]
 
 
 def _save_checkpoint(path, state, steps: int, losses: list[np.ndarray], guide_name: str) -> None:
@@ -74,6 +66,7 @@ def fit_svi(
     *,
     guide: Callable,
     optimizer,
+    elbo: Callable = Trace_ELBO,
     num_steps: int = 10_000,
     num_particles: int = 1,
     num_draws: int = 4_000,
@@ -94,6 +87,9 @@ def fit_svi(
         Guide factory: ``guide(model_fn)`` returns a NumPyro guide (e.g.
         ``functools.partial(AutoNormal, init_scale=0.1)``; configs build it with ``_partial_``).
     optimizer : numpyro.optim optimizer
+    elbo : callable
+        ELBO estimator class, called with ``num_particles``: :class:`numpyro.infer.Trace_ELBO`
+        or :class:`~mrp_numpyro.inference.elbo.StickingTheLandingELBO`.
     num_steps : int
         Largest number of optimisation steps.
     num_particles : int
@@ -132,8 +128,8 @@ def fit_svi(
             f"{num_steps}, {num_draws}, {num_particles}, {check_every}"
         )
     g = guide(model.fn)
-    svi = SVI(model.fn, g, optimizer, Trace_ELBO(num_particles=num_particles))
-    key_init, key_draw, key_resample = jax.random.split(rng_key, 3)
+    svi = SVI(model.fn, g, optimizer, elbo(num_particles=num_particles))
+    key_init, key_draw, key_resample, key_effects = jax.random.split(rng_key, 4)
     start = time.perf_counter()
     state = svi.init(key_init, **model.kwargs)
     losses: list[np.ndarray] = []
@@ -194,7 +190,7 @@ def fit_svi(
 
     try:
         draws, log_ratios = guide_draws_and_log_ratios(
-            model.fn, g, params, model.kwargs, key_draw, num_draws, latent_sites(model)
+            model.fn, g, params, model.kwargs, key_draw, num_draws, model.latent_sites
         )
     except ValueError as err:  # e.g. a scale that collapsed to zero fails distribution validation
         raise FitError(f"the fitted guide cannot be sampled ({err}); lower optim.step_size or use inference=nuts") from err
@@ -209,6 +205,7 @@ def fit_svi(
     if resampled:
         draws, idx = importance_resample(draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)))
         distinct = int(len(np.unique(idx)))
+    draws = model.effects(draws, key_effects)
     seconds = time.perf_counter() - start
     judged = verdict(weights.khat)
     (log.info if judged["status"] == "pass" else log.warning)("SVI verdict: %s", judged["message"])

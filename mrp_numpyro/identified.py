@@ -1,0 +1,202 @@
+"""The hierarchical logit with the directions the data cannot see integrated out.
+
+Write all regression effects of the model as one vector ``theta = (Intercept, beta,
+a_1, ..., a_G)`` (``a_g = sd_g * z_g`` the varying intercepts of group ``g``) and the
+linear predictor of every survey cell as ``eta = D @ theta``. ``D`` has exact null
+directions: shifting all intercepts of a group and lowering ``Intercept`` by as much, or
+moving an area-level predictor's coefficient against the state intercepts, or an
+interaction's margin against its main effect, leaves ``eta`` unchanged. Along those
+directions only the priors, whose scales are the group standard deviations, say where
+``theta`` lies; they are what makes the posterior a funnel in any fixed parameterisation.
+
+With the orthonormal split ``theta = R @ phi + N @ psi`` (``R`` spans the row space of
+``D``, ``N`` its null space) the likelihood depends on ``phi`` alone. Under the prior
+``theta ~ Normal(m0, diag(v(sd)))``, ``phi`` is normal with mean ``R' m0`` and covariance
+``R' diag(v) R``, so ``psi`` integrates out exactly:
+
+    p(sd, phi | y)  is proportional to  p(sd) Normal(phi | R' m0, R' diag(v(sd)) R) p(y | D R phi)
+
+and ``psi | phi, sd`` is normal with precision ``N' diag(1/v) N`` and mean
+``(N' diag(1/v) N)^-1 N' diag(1/v) (m0 - R phi)``. The model samples ``sd`` and ``phi``;
+:func:`recover_effects` draws ``psi`` from that conditional for every posterior draw and
+returns the usual ``Intercept``, ``beta``, ``sd_<g>``, ``z_<g>``, so the posterior of every
+parameter is the same as the non-centred model's (the prior is the same; only the
+coordinates change, with unit Jacobian).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from .design import Design
+from .model import site_names
+from .priors import Priors
+
+__all__ = ["IdentifiedBasis", "identified_basis", "mrp_logit_identified", "recover_effects"]
+
+# Singular values of D below this fraction of the largest are null directions. The exact
+# ones are zero to rounding (about 1e-13 relative); real but weak directions are far above.
+NULL_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class IdentifiedBasis:
+    """The split ``theta = R phi + N psi`` of a design's regression effects.
+
+    Attributes
+    ----------
+    R : array (P, r)
+        Orthonormal basis of the directions the likelihood sees.
+    N : array (P, P - r)
+        Orthonormal basis of the null directions.
+    m0 : array (P,)
+        Prior mean of ``theta``.
+    fixed_var : array (1 + p,)
+        Prior variances of the intercept and the coefficients.
+    group_slices : tuple of (start, stop)
+        Where each group's intercepts sit in ``theta``.
+    """
+
+    R: np.ndarray
+    N: np.ndarray
+    m0: np.ndarray
+    fixed_var: np.ndarray
+    group_slices: tuple[tuple[int, int], ...]
+
+    @property
+    def rank(self) -> int:
+        return self.R.shape[1]
+
+    def prior_variances(self, sd: Mapping[str, np.ndarray], group_names) -> np.ndarray:
+        """Prior variance of every element of ``theta`` for draws of the group sds: (draws, P)."""
+        n = len(next(iter(sd.values())))
+        parts = [np.broadcast_to(self.fixed_var, (n, len(self.fixed_var)))]
+        for name, (start, stop) in zip(group_names, self.group_slices):
+            parts.append(np.repeat(np.asarray(sd[name], np.float64)[:, None] ** 2, stop - start, axis=1))
+        return np.concatenate(parts, axis=1)
+
+
+def design_matrix(design: Design) -> np.ndarray:
+    """``D``: one row per survey cell, columns intercept, predictors, one-hot group levels."""
+    s = design.survey
+    cols = [np.ones((s.n_cells, 1)), np.asarray(s.X, np.float64)]
+    for g, size in enumerate(design.group_sizes):
+        onehot = np.zeros((s.n_cells, size))
+        onehot[np.arange(s.n_cells), s.group_index[:, g]] = 1.0
+        cols.append(onehot)
+    return np.hstack(cols)
+
+
+def identified_basis(design: Design, priors: Priors) -> IdentifiedBasis:
+    """Split the design's effects into the directions the survey cells see and the rest."""
+    D = design_matrix(design)
+    _, sv, vt = np.linalg.svd(D, full_matrices=True)
+    rank = int(np.sum(sv > sv[0] * NULL_RTOL))
+    p = len(design.fixed_names)
+    coef_scale = priors.coef_scales(design.x_scale) if p else np.zeros(0)
+    m0 = np.zeros(D.shape[1])
+    m0[0] = priors.intercept_loc
+    m0[1 : 1 + p] = priors.coef_loc
+    slices, start = [], 1 + p
+    for size in design.group_sizes:
+        slices.append((start, start + size))
+        start += size
+    return IdentifiedBasis(
+        R=vt[:rank].T,
+        N=vt[rank:].T,
+        m0=m0,
+        fixed_var=np.concatenate([[priors.intercept_scale**2], np.asarray(coef_scale, np.float64) ** 2]),
+        group_slices=tuple(slices),
+    )
+
+
+def identified_arrays(design: Design, basis: IdentifiedBasis, dtype) -> dict[str, jnp.ndarray]:
+    """Model arrays: ``DR`` (cells, r) and the prior covariance pieces of ``phi``.
+
+    The covariance ``R' diag(v) R`` is linear in the variances, so it is kept as
+    ``K_fixed + sum_g sd_g^2 K_g``; each step then costs G scaled additions of r x r
+    matrices instead of a P x r x r product.
+    """
+    R = basis.R
+    n_fixed = len(basis.fixed_var)
+    k_fixed = (R[:n_fixed].T * basis.fixed_var) @ R[:n_fixed]
+    k_groups = np.stack([R[a:b].T @ R[a:b] for a, b in basis.group_slices]) if basis.group_slices else np.zeros((0,) + k_fixed.shape)
+    return {
+        "DR": jnp.asarray(design_matrix(design) @ R, dtype),
+        "phi_loc": jnp.asarray(R.T @ basis.m0, dtype),
+        "k_fixed": jnp.asarray(k_fixed, dtype),
+        "k_groups": jnp.asarray(k_groups, dtype),
+    }
+
+
+def mrp_logit_identified(DR, phi_loc, k_fixed, k_groups, trials, successes=None, *, group_names: tuple[str, ...], priors: Priors):
+    """The hierarchical binomial logit in identified coordinates (see the module docstring).
+
+    Parameters
+    ----------
+    DR : array (cells, r)
+        The cells' design matrix times the basis of the identified directions.
+    phi_loc, k_fixed, k_groups : arrays
+        Prior mean of ``phi``, and its covariance ``k_fixed + sum_g sd_g^2 k_groups[g]``.
+    trials, successes : arrays (cells,)
+    group_names : tuple of str
+    priors : Priors
+    """
+    cov = k_fixed
+    for g, name in enumerate(group_names):
+        sd = numpyro.sample(site_names(name)[0], dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale))
+        cov = cov + sd**2 * k_groups[g]
+    phi = numpyro.sample("phi", dist.MultivariateNormal(phi_loc, covariance_matrix=cov))
+    with numpyro.plate("cells", DR.shape[0]):
+        numpyro.sample("y", dist.Binomial(total_count=trials, logits=DR @ phi), obs=successes)
+
+
+def recover_effects(
+    draws: Mapping[str, np.ndarray], rng_key: jax.Array, *, design: Design, basis: IdentifiedBasis, chunk_size: int = 1000
+) -> dict[str, np.ndarray]:
+    """Draw the null-space part of the effects given each posterior draw of ``phi`` and the sds.
+
+    Parameters
+    ----------
+    draws : mapping
+        Flat draws (draws, ...) of ``phi`` and ``sd_<g>``.
+
+    Returns
+    -------
+    dict
+        ``Intercept``, ``beta`` (when there are predictors), ``sd_<g>`` and ``z_<g>``, (draws, ...).
+    """
+    phi = np.asarray(draws["phi"], np.float64)
+    n = len(phi)
+    sd = {g: np.asarray(draws[site_names(g)[0]], np.float64) for g in design.group_names}
+    R, N, m0 = basis.R, basis.N, basis.m0
+    theta = phi @ R.T
+    if N.shape[1]:
+        noise = np.asarray(jax.random.normal(rng_key, (n, N.shape[1])), np.float64)
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(n, start + chunk_size))
+            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()}, design.group_names)
+            # psi | phi, sd: precision N' diag(prec) N, mean from the prior's pull towards m0.
+            lam = np.einsum("pk,np,pl->nkl", N, prec, N)
+            rhs = np.einsum("pk,np->nk", N, prec * (m0 - theta[sl]))
+            chol = np.linalg.cholesky(lam)
+            mean = np.linalg.solve(lam, rhs[..., None])[..., 0]
+            # x = L'^-1 e has covariance (L L')^-1 = lam^-1.
+            dev = np.linalg.solve(np.swapaxes(chol, -1, -2), noise[sl][..., None])[..., 0]
+            theta[sl] += (mean + dev) @ N.T
+    out = {"Intercept": theta[:, 0]}
+    p = len(design.fixed_names)
+    if p:
+        out["beta"] = theta[:, 1 : 1 + p]
+    for name, (a, b) in zip(design.group_names, basis.group_slices):
+        sd_name, z_name = site_names(name)
+        out[sd_name] = sd[name]
+        out[z_name] = theta[:, a:b] / sd[name][:, None]
+    return out
