@@ -136,9 +136,6 @@ def ray_head():
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray is None:
         pytest.skip("the ray command is not installed beside this Python")
-    # Ray's own temp dir: short, because it holds Unix sockets (path length limit ~107).
-    temp = Path(tempfile.mkdtemp(prefix="ray"))
-    port = _free_port()
     env = {
         **os.environ,
         # Everything on the loopback interface: Ray otherwise replaces 127.0.0.1 by the
@@ -148,29 +145,52 @@ def ray_head():
         "RAY_AUTH_MODE": "disabled",
         "PYTHONWARNINGS": "ignore",
     }
-    log = open(temp / "head.log", "w")
-    head = subprocess.Popen(
-        [ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 120
-        while not (temp / "ray_current_cluster").exists():
-            if head.poll() is not None or time.time() > deadline:
-                pytest.fail(f"Ray head did not start:\n{(temp / 'head.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}", env
-    finally:
-        # --block makes the head stop its Ray processes when it is terminated.
-        head.terminate()
+    # Ray gives its raylet a fixed 30 s to register; on two busy cores that once ran out,
+    # so a head that dies while starting gets one more try.
+    for attempt in (1, 2):
+        head, temp, port = _start_ray_head(ray, env)
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)  # its own session, started above
-            head.wait(timeout=30)
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+            if _wait_for_head(head, temp):
+                yield f"127.0.0.1:{port}", env
+                return
+            if attempt == 2:
+                pytest.fail(f"Ray head did not start:\n{(temp / 'head.log').read_text()[-3000:]}")
+        finally:
+            _stop_ray_head(head, temp)
+
+
+def _start_ray_head(ray: str, env: dict) -> tuple[subprocess.Popen, Path, int]:
+    # Ray's own temp dir: short, because it holds Unix sockets (path length limit ~107).
+    temp = Path(tempfile.mkdtemp(prefix="ray"))
+    port = _free_port()
+    with open(temp / "head.log", "w") as log:
+        head = subprocess.Popen(
+            [ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return head, temp, port
+
+
+def _wait_for_head(head: subprocess.Popen, temp: Path, timeout: float = 120) -> bool:
+    """True once the head has written its address file; False if it exits or times out."""
+    deadline = time.time() + timeout
+    while not (temp / "ray_current_cluster").exists():
+        if head.poll() is not None or time.time() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _stop_ray_head(head: subprocess.Popen, temp: Path) -> None:
+    # --block makes the head stop its Ray processes when it is terminated.
+    head.terminate()
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)  # its own session, started above
+        head.wait(timeout=30)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_launcher_sweep_on_a_local_cluster(ray_head, tmp_path):
