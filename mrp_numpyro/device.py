@@ -20,6 +20,18 @@ class DeviceError(RuntimeError):
     """Raised when the configured device is not available."""
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS reports one.
+
+    A batch scheduler (Slurm, a container's cpuset) confines a job to some of a node's
+    cores; ``os.cpu_count()`` would count all of them and start more parallel chains than
+    the job has cores.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def configure_device(
     platform: str = "cpu",
     x64: bool = False,
@@ -34,7 +46,8 @@ def configure_device(
     x64 : bool
         Use float64 (slower; float32 is accurate enough for this model's likelihood).
     host_device_count : int, optional
-        CPU devices to expose for parallel NUTS chains; defaults to the number of cores.
+        CPU devices to expose for parallel NUTS chains; defaults to the number of cores
+        this process may run on (a Slurm task's allocation, not the whole node).
         It only takes effect before JAX first initialises its backend in this process.
     compilation_cache_dir : str, optional
         Directory of JAX's persistent compilation cache; ``None`` disables it. Setting up a
@@ -49,7 +62,7 @@ def configure_device(
     if platform not in PLATFORMS:
         raise DeviceError(f"device.platform must be one of {list(PLATFORMS)}, got {platform!r}")
     if platform == "cpu":
-        numpyro.set_host_device_count(int(host_device_count or os.cpu_count() or 1))
+        numpyro.set_host_device_count(int(host_device_count or _usable_cores()))
         # Forces the CPU even where a GPU is present (effective before JAX's first use).
         numpyro.set_platform("cpu")
     numpyro.enable_x64(bool(x64))
