@@ -70,6 +70,7 @@ def fit_svi(
     num_steps: int = 10_000,
     num_particles: int = 1,
     num_draws: int = 4_000,
+    psis_draws: int | None = None,
     check_every: int = 500,
     plateau_rtol: float | None = 1e-4,
     importance_resampling: bool = True,
@@ -95,7 +96,11 @@ def fit_svi(
     num_particles : int
         Monte Carlo particles of the ELBO gradient.
     num_draws : int
-        Posterior draws taken from the fitted guide.
+        Posterior draws returned.
+    psis_draws : int, optional
+        Draws taken from the fitted guide for PSIS (at least ``num_draws``; default
+        ``num_draws``). More draws estimate k-hat more steadily and, when the draws are
+        resampled, give more distinct draws to resample ``num_draws`` from.
     check_every : int
         Steps per compiled chunk; the plateau check runs after each.
     plateau_rtol : float or None
@@ -122,6 +127,9 @@ def fit_svi(
     FitError
         When the optimisation ends with non-finite parameters or ELBO.
     """
+    psis_draws = num_draws if psis_draws is None else psis_draws
+    if psis_draws < num_draws:
+        raise ValueError(f"psis_draws ({psis_draws}) must be at least num_draws ({num_draws})")
     if min(num_steps, num_draws, num_particles, check_every) < 1:
         raise ValueError(
             f"num_steps, num_draws, num_particles and check_every must be positive, got "
@@ -190,7 +198,7 @@ def fit_svi(
 
     try:
         draws, log_ratios = guide_draws_and_log_ratios(
-            model.fn, g, params, model.kwargs, key_draw, num_draws, model.latent_sites
+            model.fn, g, params, model.kwargs, key_draw, psis_draws, model.latent_sites
         )
     except ValueError as err:  # e.g. a scale that collapsed to zero fails distribution validation
         raise FitError(f"the fitted guide cannot be sampled ({err}); lower optim.step_size or use inference=nuts") from err
@@ -203,8 +211,12 @@ def fit_svi(
     resampled = bool(importance_resampling and weights.khat < KHAT_GOOD)
     distinct = num_draws
     if resampled:
-        draws, idx = importance_resample(draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)))
+        draws, idx = importance_resample(
+            draws, weights.log_weights, np.random.default_rng(np.asarray(key_resample)), size=num_draws
+        )
         distinct = int(len(np.unique(idx)))
+    else:
+        draws = {k: v[:num_draws] for k, v in draws.items()}
     draws = model.effects(draws, key_effects)
     seconds = time.perf_counter() - start
     judged = verdict(weights.khat)
@@ -218,6 +230,7 @@ def fit_svi(
         "plateau_rel_change": float(rel_change),
         "num_particles": int(num_particles),
         "num_draws": int(num_draws),
+        "psis_draws": int(psis_draws),
         # ELBO = -loss, averaged over the last chunk of steps. Its error is the naive
         # standard error of that mean (autocorrelation between steps is ignored).
         "final_elbo": float(-last.mean()),
