@@ -34,7 +34,7 @@ CHILD = (
     "    open(sys.argv_rss, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
 )
 
-GUIDES = ["meanfield", "fullrank", "lowrank", "iaf"]
+GUIDES = ["coupled", "meanfield", "fullrank", "lowrank", "iaf"]
 
 
 def rows(data_dir: Path, cces_n: list[int | None], synthetic_n: list[int], methods: list[str]):

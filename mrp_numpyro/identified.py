@@ -130,7 +130,9 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
         singular vectors of the design matrix.
     """
     D = design_matrix(design)
-    _, sv, vt = np.linalg.svd(D, full_matrices=True)
+    # Only the right singular vectors are needed: with at least as many cells as columns the
+    # thin SVD has all of them (and skips a cells x cells matrix); otherwise ask for all.
+    _, sv, vt = np.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1])
     rank = int(np.sum(sv > sv[0] * NULL_RTOL))
     row_basis = vt[:rank].T
     if grouped:

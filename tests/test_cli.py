@@ -55,7 +55,7 @@ def check_run_dir(out, method):
     return summary
 
 
-@pytest.mark.parametrize("guide", ["meanfield", "fullrank", "lowrank", "iaf"])
+@pytest.mark.parametrize("guide", ["meanfield", "fullrank", "lowrank", "iaf", "coupled"])
 def test_every_guide_runs(guide, tmp_path):
     cfg = compose_config(FAST + [f"guide={guide}"])
     result = run(cfg, tmp_path)
@@ -158,8 +158,12 @@ def test_multirun_sweep(tmp_path):
 
 
 def test_svi_resumes_from_checkpoint(tmp_path):
-    """A fit stopped at 200 steps and resumed to 400 equals one run of 400 steps."""
-    base = FAST + ["inference.check_every=100", "inference.plateau_rtol=null", "budget.svi_draws=100"]
+    """A fit stopped at 200 steps and resumed to 400 equals one run of 400 steps.
+
+    With a constant step size (meanfield); a decaying one is a function of num_steps, so
+    there the first run would have followed another schedule.
+    """
+    base = FAST + ["guide=meanfield", "inference.check_every=100", "inference.plateau_rtol=null", "budget.svi_draws=100"]
     run(compose_config(base + ["budget.svi_steps=200"]), tmp_path / "first")
     checkpoint = tmp_path / "first" / "svi_checkpoint.pkl"
     assert checkpoint.exists()
@@ -241,3 +245,29 @@ def test_report_without_national_grouping(tmp_path):
     assert "National estimate" not in (tmp_path / "report.html").read_text()
     # summary.json is strict JSON: undefined values are null, never NaN.
     json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["guide=coupled"], "identified"),
+        (["guide=meanfield"], "noncentred"),
+        # NUTS mixes better non-centred, whatever the guide group says.
+        (["guide=coupled", "inference=nuts"], "noncentred"),
+        (["guide=coupled", "model.parameterization=noncentred"], "noncentred"),
+        (["inference=nuts", "model.parameterization=identified"], "identified"),
+    ],
+)
+def test_parameterization_auto(overrides, expected):
+    from mrp_numpyro.run import _parameterization
+
+    assert _parameterization(compose_config(overrides)) == expected
+
+
+def test_identified_nuts_run(tmp_path):
+    """NUTS in identified coordinates writes the same shared parameters as the non-centred model."""
+    cfg = compose_config(FAST + ["inference=nuts", "model.parameterization=identified"])
+    result = run(cfg, tmp_path)
+    summary = check_run_dir(tmp_path, "nuts")
+    assert summary["parameterization"] == "identified"
+    assert result.fit.draws["z_state"].shape == (2, 100, 50)

@@ -257,8 +257,8 @@ def test_presets_compose_with_the_fast_one():
     demo = compose_config(["experiment=[demo,fast]"])
     assert demo.inference._target_.endswith("fit_nuts") and demo.budget.nuts_samples == 100
     for preset, params in (
-        ("reliability", {"method": "meanfield,fullrank,lowrank,iaf,nuts"}),
-        ("runtime", {"method": "nuts,meanfield,fullrank,lowrank,iaf", "data.n": "5000,10000,null"}),
+        ("reliability", {"method": "coupled,meanfield,fullrank,lowrank,iaf,nuts"}),
+        ("runtime", {"method": "nuts,coupled,meanfield,fullrank,lowrank,iaf", "data.n": "5000,10000,null"}),
     ):
         cfg = _compose_with_hydra([f"experiment=[{preset},fast]"])
         assert cfg.hydra.mode == RunMode.MULTIRUN and dict(cfg.hydra.sweeper.params) == params
