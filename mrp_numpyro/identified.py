@@ -114,6 +114,10 @@ def _grouped(row_basis: np.ndarray, order) -> np.ndarray:
             vectors.append(v / norm)
         if len(vectors) == row_basis.shape[1]:
             break
+    if len(vectors) < row_basis.shape[1]:
+        # Every direction of the space is some group's, so this does not happen short of a
+        # numerically degenerate design; the singular vectors are then the safe basis.
+        return row_basis
     return np.column_stack(vectors)
 
 
@@ -192,9 +196,8 @@ def mrp_logit_identified(DR, R, phi_loc, fixed_sd, theta_group, trials, successe
     group_names : tuple of str
     priors : Priors
     """
-    sds = jnp.stack(
-        [numpyro.sample(site_names(name)[0], dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
-    )
+    sds = [numpyro.sample(site_names(name)[0], dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
+    sds = jnp.stack(sds) if sds else jnp.zeros(0, fixed_sd.dtype)
     n_fixed = fixed_sd.shape[0]
     std = jnp.concatenate([fixed_sd, sds[theta_group[n_fixed:]]])
     # Cov(phi) = R' diag(std^2) R = U'U for the QR factor U of diag(std) R: a Cholesky factor

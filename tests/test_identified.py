@@ -109,3 +109,15 @@ def test_recovered_effects_follow_the_prior_exactly(design, basis):
 def test_unknown_parameterization_is_refused(design):
     with pytest.raises(ValueError, match="model.parameterization must be one of"):
         build_model(design, Priors(), parameterization="centred")
+
+
+def test_identified_model_without_groups_fits():
+    """Only fixed effects: nothing to integrate out but the intercept-free directions, if any."""
+    from mrp_numpyro.inference import fit_svi
+    import numpyro
+
+    data = load_synthetic(1000, seed=2)
+    design = build_design(parse_formula("abortion ~ male + repvote"), data)
+    model = build_model(design, Priors(), parameterization="identified")
+    fit = fit_svi(model, jax.random.PRNGKey(0), guide=numpyro.infer.autoguide.AutoNormal, optimizer=numpyro.optim.Adam(0.05), num_steps=500, num_draws=100)
+    assert set(fit.draws) == {"Intercept", "beta"} and np.isfinite(fit.draws["beta"]).all()
