@@ -131,11 +131,12 @@ def verdict(khat: float) -> dict[str, str]:
         return {
             "status": "warn",
             "message": f"Pareto k-hat {khat:.2f} is between {KHAT_GOOD} and {KHAT_BAD}: estimates are unreliable, "
-            "intervals are likely too narrow. Use a richer guide (fullrank, iaf), more steps, or inference=nuts.",
+            "intervals may be too narrow. Use guide=coupled if another guide was used, more steps, or check "
+            "against inference=nuts (python -m mrp_numpyro.spotcheck on a subsample).",
         }
     return {
         "status": "fail",
         "message": f"Pareto k-hat {khat:.2f} >= {KHAT_BAD}: the variational posterior does not fit the posterior's "
-        "tails and importance sampling cannot correct it. Do not trust these intervals; use a richer guide "
-        "(fullrank, iaf), more steps, or inference=nuts.",
+        "tails and importance sampling cannot correct it. Do not trust these intervals; use guide=coupled if "
+        "another guide was used, more steps, or inference=nuts.",
     }
