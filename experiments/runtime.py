@@ -66,7 +66,11 @@ def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
         "cells": s["n_occupied_cells"],
         "wall_s": wall,
         "load_aggregate_s": t["load"] + t["aggregate"],
+        # Building the model; for NUTS this is the pilot mean-field fit of partial centring.
+        "model_s": t.get("model", 0.0),
         "fit_s": t["fit"],
+        # SVI only: set-up, compilation and steps (fit_s adds the PSIS check on 16,000 draws).
+        "optimise_s": d.get("optimise_s"),
         "poststratify_s": t["poststratify"],
         "peak_rss_mb": int(rss_file.read_text()) / 1024,
         "steps": d.get("steps_run"),
@@ -79,7 +83,7 @@ def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cols = ["data", "method", "respondents", "cells", "wall_s", "load_aggregate_s", "fit_s", "poststratify_s",
+    cols = ["data", "method", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s", "poststratify_s",
             "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     lines = [head]
@@ -107,7 +111,11 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="re-print the table of an earlier run's runtime.csv")
     args = parser.parse_args()
     if args.table_only:
-        print(markdown(pd.read_csv(args.out / "runtime.csv")))
+        table = pd.read_csv(args.out / "runtime.csv")
+        for col in ("model_s", "optimise_s"):  # tables written before these columns existed
+            if col not in table:
+                table[col] = None
+        print(markdown(table))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     cces_n = [None if n == "all" else int(n) for n in args.cces_n]

@@ -134,7 +134,7 @@ def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
         "formula": summary.get("formula") or _get(cfg, "model.formula"),
     }
     timings = summary.get("timings_s", {})
-    for stage in ("load", "aggregate", "fit", "poststratify", "write", "report"):
+    for stage in ("load", "aggregate", "model", "fit", "poststratify", "write", "report"):
         row[f"t_{stage}_s"] = timings.get(stage)
     row["t_total_s"] = sum(timings.values()) if timings else None
     diag = summary.get("diagnostics", {})

@@ -35,6 +35,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from .blocks import block_predictor, cell_blocks, design_matrix
 from .design import Design
 from .model import site_names
 from .priors import Priors
@@ -81,17 +82,6 @@ class IdentifiedBasis:
         for name, (start, stop) in zip(group_names, self.group_slices):
             parts.append(np.repeat(np.asarray(sd[name], np.float64)[:, None] ** 2, stop - start, axis=1))
         return np.concatenate(parts, axis=1)
-
-
-def design_matrix(design: Design) -> np.ndarray:
-    """``D``: one row per survey cell, columns intercept, predictors, one-hot group levels."""
-    s = design.survey
-    cols = [np.ones((s.n_cells, 1)), np.asarray(s.X, np.float64)]
-    for g, size in enumerate(design.group_sizes):
-        onehot = np.zeros((s.n_cells, size))
-        onehot[np.arange(s.n_cells), s.group_index[:, g]] = 1.0
-        cols.append(onehot)
-    return np.hstack(cols)
 
 
 def _grouped(row_basis: np.ndarray, order) -> np.ndarray:
@@ -165,12 +155,14 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
 
 
 def identified_arrays(design: Design, basis: IdentifiedBasis, dtype) -> dict[str, jnp.ndarray]:
-    """Model arrays: ``DR`` (cells, r), ``R``, the prior mean of ``phi`` and the fixed effects' prior sds."""
+    """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds."""
     theta_group = np.full(basis.R.shape[0], -1)
     for g, (a, b) in enumerate(basis.group_slices):
         theta_group[a:b] = g
+    blocks = cell_blocks(design)
     return {
-        "DR": jnp.asarray(design_matrix(design) @ basis.R, dtype),
+        "rows": tuple(jnp.asarray(r @ basis.R, dtype) for r in blocks.rows),
+        "index": jnp.asarray(blocks.index),
         "R": jnp.asarray(basis.R, dtype),
         "phi_loc": jnp.asarray(basis.R.T @ basis.m0, dtype),
         "fixed_sd": jnp.asarray(np.sqrt(basis.fixed_var), dtype),
@@ -178,13 +170,17 @@ def identified_arrays(design: Design, basis: IdentifiedBasis, dtype) -> dict[str
     }
 
 
-def mrp_logit_identified(DR, R, phi_loc, fixed_sd, theta_group, trials, successes=None, *, group_names: tuple[str, ...], priors: Priors):
+def mrp_logit_identified(
+    rows, index, R, phi_loc, fixed_sd, theta_group, trials, successes=None, *, group_names: tuple[str, ...], priors: Priors
+):
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
     Parameters
     ----------
-    DR : array (cells, r)
-        The cells' design matrix times the basis ``R`` of the identified directions.
+    rows : tuple of arrays (combinations_b, r)
+        The cells' design matrix in blocks (:mod:`mrp_numpyro.blocks`) times the basis ``R``
+        of the identified directions.
+    index : int array (cells, blocks)
     R : array (P, r)
     phi_loc : array (r,)
         Prior mean of ``phi``.
@@ -205,8 +201,8 @@ def mrp_logit_identified(DR, R, phi_loc, fixed_sd, theta_group, trials, successe
     upper = jnp.linalg.qr(std[:, None] * R, mode="r")
     sign = jnp.where(jnp.diagonal(upper) < 0, -1.0, 1.0)
     phi = numpyro.sample("phi", dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
-    with numpyro.plate("cells", DR.shape[0]):
-        numpyro.sample("y", dist.Binomial(total_count=trials, logits=DR @ phi), obs=successes)
+    with numpyro.plate("cells", index.shape[0]):
+        numpyro.sample("y", dist.Binomial(total_count=trials, logits=block_predictor(phi, rows, index)), obs=successes)
 
 
 def recover_effects(

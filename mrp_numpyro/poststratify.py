@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from .blocks import cell_blocks
 from .design import Design
 from .inference.result import flatten_draws
 from .model import cell_logits_by_cell
@@ -149,9 +150,10 @@ def poststratify_draws(
             raise DataError(f"poststratification grouping {name!r} ({list(cols)}): {err}") from err
         prepared.append((name, tuple(cols), labels, W))
     outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
+    blocks = cell_blocks(design, cells=post)
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
-        probs = expit(cell_logits_by_cell(batch, design, post))  # (cells, draws), C-contiguous
+        probs = expit(cell_logits_by_cell(batch, design, post, blocks))  # (cells, draws), C-contiguous
         for out, (*_, W) in zip(outputs, prepared):
             out[start : start + chunk_size] = (W.T @ probs).T
     return {

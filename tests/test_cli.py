@@ -154,7 +154,7 @@ def test_multirun_sweep(tmp_path):
     proc = _cli(["-m", *FAST, "budget.svi_steps=50", "guide=meanfield,fullrank", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     guides = {json.loads((sweep / str(i) / "summary.json").read_text())["guide"] for i in range(2)}
-    assert guides == {"AutoNormal", "AutoMultivariateNormal"}
+    assert guides == {"AutoDiagonalNormal", "AutoMultivariateNormal"}
 
 
 def test_svi_resumes_from_checkpoint(tmp_path):
@@ -215,7 +215,8 @@ def test_levels_without_respondents_are_predicted(tmp_path):
 
     design = build_design(parse_formula(cfg.model.formula), data)
     model = build_model(design, Priors())
-    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=300, num_draws=200)
+    # Enough steps for the guide's scales to leave their initial value (0.1 everywhere).
+    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=3000, num_draws=200)
     table = poststratify_draws(fit.draws, design, {"state": ["state"]})["state"].summary().set_index("state")
     wy = table.loc["WY"]
     # Predicted from the hierarchy: finite, and wider than a state with respondents.
@@ -252,8 +253,8 @@ def test_report_without_national_grouping(tmp_path):
     [
         (["guide=coupled"], "identified"),
         (["guide=meanfield"], "noncentred"),
-        # NUTS mixes better non-centred, whatever the guide group says.
-        (["guide=coupled", "inference=nuts"], "noncentred"),
+        # NUTS gets partial centring from a pilot fit, whatever the guide group says.
+        (["guide=coupled", "inference=nuts"], "partial"),
         (["guide=coupled", "model.parameterization=noncentred"], "noncentred"),
         (["inference=nuts", "model.parameterization=identified"], "identified"),
     ],

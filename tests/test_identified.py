@@ -7,10 +7,11 @@ import pytest
 from numpyro import handlers
 from scipy.stats import multivariate_normal
 
+from mrp_numpyro.blocks import block_predictor, design_matrix
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
 from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.identified import design_matrix, identified_basis
+from mrp_numpyro.identified import identified_basis
 from mrp_numpyro.model import build_model, cell_logits
 from mrp_numpyro.priors import Priors
 
@@ -64,7 +65,9 @@ def test_identified_model_sees_the_same_linear_predictor(design, basis):
     with jax.enable_x64(True):
         model = build_model(design, Priors(), dtype=np.float64, parameterization="identified")
     phi = theta @ basis.R
-    np.testing.assert_allclose(np.asarray(model.kwargs["DR"]) @ phi.T, eta.T, atol=1e-9)
+    with jax.enable_x64(True):
+        model_eta = jax.vmap(lambda f: block_predictor(f, model.kwargs["rows"], model.kwargs["index"]))(phi)
+    np.testing.assert_allclose(np.asarray(model_eta), eta, atol=1e-9)
 
 
 def test_phi_prior_is_the_projected_normal(design, basis):

@@ -205,7 +205,7 @@ def test_ray_launcher_sweep_on_a_local_cluster(ray_head, tmp_path):
     assert "(_run_job pid=" in proc.stdout + proc.stderr
     table = pd.read_csv(sweep / "sweep.csv", dtype={"run": str, "reference": str})
     assert list(table["method"]) == ["meanfield", "fullrank"] and (table["status"] == "ok").all()
-    assert list(table["guide"]) == ["AutoNormal", "AutoMultivariateNormal"]
+    assert list(table["guide"]) == ["AutoDiagonalNormal", "AutoMultivariateNormal"]
 
 
 def test_slurm_launcher_submits_an_array_job(tmp_path):

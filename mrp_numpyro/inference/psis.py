@@ -89,20 +89,22 @@ def guide_draws_and_log_ratios(
     """
     latent_names = tuple(latent_names)
 
-    def one(key):
-        log_q, trace = log_density(handlers.seed(guide, key), (), model_kwargs, params)
+    def one(key, params, kwargs):
+        log_q, trace = log_density(handlers.seed(guide, key), (), kwargs, params)
         latent = {k: trace[k]["value"] for k in latent_names}
-        log_p, _ = log_density(model_fn, (), model_kwargs, latent)
+        log_p, _ = log_density(model_fn, (), kwargs, latent)
         return latent, log_p - log_q
 
-    batch = jax.jit(jax.vmap(one))
+    # Parameters and survey arrays are arguments, not constants folded into the program,
+    # which would slow its compilation.
+    batch = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
     keys = jax.random.split(rng_key, num_draws)
     draws, ratios = [], []
     for start in range(0, num_draws, chunk_size):
         chunk = keys[start : start + chunk_size]
         if chunk.shape[0] < chunk_size:  # pad so that every chunk has one compiled shape
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], chunk_size - chunk.shape[0], axis=0)])
-        d, r = jax.device_get(batch(chunk))
+        d, r = jax.device_get(batch(chunk, params, model_kwargs))
         n = min(chunk_size, num_draws - start)
         draws.append({k: np.asarray(v)[:n] for k, v in d.items()})
         ratios.append(np.asarray(r)[:n])

@@ -1,0 +1,165 @@
+"""The survey cells' linear predictor as a sum over a few small blocks of terms.
+
+Write every regression effect of the model as one vector ``theta = (Intercept, beta, a_1,
+..., a_G)`` (``a_g`` the varying intercepts of group ``g``); the linear predictor of the
+survey cells is ``eta = D @ theta``, with ``D`` (:func:`design_matrix`) holding a column of
+ones, the predictors and the one-hot levels of every group. Evaluated term by term, that is
+one gather over all cells per group (and one scatter-add per group in the gradient): with
+the 2018 CCES formula, seven of each over 6,603 cells, plus a cells x predictors product.
+
+The terms fall into blocks whose values repeat across cells: the state intercept, the
+state-level predictors and the region take 50 combinations of values, all demographic terms
+together 240. Grouping the columns of ``D`` into such blocks,
+
+    eta[c] = sum_b (E_b @ theta)[index[c, b]],
+
+where ``E_b`` holds the distinct rows of block ``b``'s columns, costs one small product and one
+gather over the cells per block: two instead of eight on the CCES, about half the time of a
+gradient. The blocks are found from the data (:func:`cell_blocks`), so any formula gets them;
+a formula whose terms do not factor gets one block, which is ``D`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from .design import CellArrays, Design
+
+__all__ = ["CellBlocks", "cell_blocks", "design_matrix", "block_predictor"]
+
+
+@dataclass(frozen=True)
+class CellBlocks:
+    """``D`` as a sum of blocks: ``D[c] = sum_b rows[b][index[c, b]]``.
+
+    Attributes
+    ----------
+    rows : tuple of arrays (combinations_b, P)
+        The distinct rows of each block's columns of ``D``, the other columns zero.
+    index : int array (cells, blocks)
+        Each cell's row in every block.
+    columns : tuple of int arrays
+        The columns of ``D`` in each block.
+    """
+
+    rows: tuple[np.ndarray, ...]
+    index: np.ndarray
+    columns: tuple[np.ndarray, ...]
+
+    def matrix(self) -> np.ndarray:
+        """``D`` rebuilt from the blocks (for checks)."""
+        return sum(r[self.index[:, b]] for b, r in enumerate(self.rows))
+
+
+def design_matrix(design: Design, cells: CellArrays | None = None) -> np.ndarray:
+    """``D``: one row per cell (the survey's by default), columns intercept, predictors, one-hot group levels."""
+    s = design.survey if cells is None else cells
+    cols = [np.ones((s.n_cells, 1)), np.asarray(s.X, np.float64)]
+    for g, size in enumerate(design.group_sizes):
+        onehot = np.zeros((s.n_cells, size))
+        onehot[np.arange(s.n_cells), s.group_index[:, g]] = 1.0
+        cols.append(onehot)
+    return np.hstack(cols)
+
+
+def _combinations(a: np.ndarray, b: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """Distinct combinations of two code vectors (cells,): their number and each cell's.
+
+    Codes are consecutive from 0, so ``a * (max(b) + 1) + b`` numbers the pairs without
+    collisions and a one-dimensional ``unique`` suffices.
+    """
+    key = a if b is None else a * (int(b.max()) + 1) + b
+    _, inverse = np.unique(key, return_inverse=True)
+    inverse = inverse.ravel()
+    return int(inverse.max()) + 1, inverse
+
+
+def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | None = None) -> CellBlocks:
+    """Group the design's terms into blocks with few distinct combinations of values.
+
+    Every term (the intercept, each predictor column, each varying intercept) starts as its
+    own block, coded by its distinct values over the cells. The two blocks whose merged
+    codes have the fewest distinct combinations relative to the larger of the two are
+    merged, again and again, while that number stays at most ``max_fraction`` of the cells:
+    a merged block replaces two gathers over all cells by one, at the price of a product
+    over its combinations.
+
+    Parameters
+    ----------
+    design : Design
+    max_fraction : float
+        Largest number of combinations of a merged block, as a fraction of the cells.
+    cells : CellArrays, optional
+        The cells to factor; the survey's by default (the poststratification table's for
+        predictions).
+
+    Returns
+    -------
+    CellBlocks
+    """
+    s = design.survey if cells is None else cells
+    D = design_matrix(design, s)
+    p = s.X.shape[1]
+    n_cells = s.n_cells
+    # (columns of D, codes over the cells) of every term.
+    terms: list[tuple[list[int], np.ndarray]] = [([0], np.zeros(n_cells, np.int64))]
+    for j in range(p):
+        terms.append(([1 + j], np.unique(s.X[:, j], return_inverse=True)[1].ravel()))
+    start = 1 + p
+    for g, size in enumerate(design.group_sizes):
+        terms.append((list(range(start, start + size)), s.group_index[:, g].astype(np.int64)))
+        start += size
+    # (columns of D, combination of each cell, number of combinations) of every block.
+    blocks = [(cols, inverse, count) for cols, codes in terms for count, inverse in [_combinations(codes)]]
+    limit = max(1, int(max_fraction * n_cells))
+    while len(blocks) > 1:
+        best = None
+        for i in range(len(blocks)):
+            for k in range(i + 1, len(blocks)):
+                count, inverse = _combinations(blocks[i][1], blocks[k][1])
+                # Nested terms first (a state-level predictor within state: no more
+                # combinations than the larger block), then the smallest growth.
+                growth = count / max(blocks[i][2], blocks[k][2])
+                if best is None or (growth, count) < best[0]:
+                    best = ((growth, count), i, k, inverse)
+        (_, count), i, k, inverse = best
+        if count > limit:
+            break
+        merged = (blocks[i][0] + blocks[k][0], inverse, count)
+        blocks = [b for m, b in enumerate(blocks) if m not in (i, k)] + [merged]
+    rows, index, columns = [], [], []
+    for cols, inverse, count in blocks:
+        first = np.zeros(count, np.int64)
+        # The first cell of each combination stands for all of them (their rows are equal).
+        first[inverse[::-1]] = np.arange(n_cells)[::-1]
+        cols = np.asarray(sorted(cols))
+        E = np.zeros((count, D.shape[1]))
+        E[:, cols] = D[first][:, cols]
+        rows.append(E)
+        index.append(inverse)
+        columns.append(cols)
+    return CellBlocks(tuple(rows), np.stack(index, axis=1).astype(np.int32), tuple(columns))
+
+
+def block_predictor(theta, rows, index):
+    """``eta = D @ theta`` of every survey cell, evaluated block by block.
+
+    Parameters
+    ----------
+    theta : array (P,)
+        The effects; or coordinates ``phi`` in a basis ``R`` when ``rows`` are
+        :attr:`CellBlocks.rows` times ``R`` (the identified model).
+    rows : tuple of arrays (combinations_b, P)
+    index : int array (cells, blocks)
+
+    Returns
+    -------
+    array (cells,)
+    """
+    eta = 0.0
+    for b, E in enumerate(rows):
+        eta = eta + jnp.take(E @ theta, index[:, b], axis=0)
+    return eta

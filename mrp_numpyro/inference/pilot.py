@@ -1,0 +1,65 @@
+"""A quick mean-field fit whose group standard deviations set up NUTS's coordinates."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import jax
+import numpy as np
+import numpyro
+from numpyro.infer import SVI, Trace_ELBO, init_to_mean
+from numpyro.infer.autoguide import AutoDiagonalNormal
+
+from ..model import MRPModel, site_names
+
+log = logging.getLogger(__name__)
+
+__all__ = ["pilot_sd"]
+
+
+def pilot_sd(
+    model: MRPModel,
+    rng_key: jax.Array,
+    *,
+    num_steps: int = 10_000,
+    check_every: int = 500,
+    plateau_rtol: float = 1e-4,
+    step_size: float = 0.01,
+) -> dict[str, float]:
+    """Posterior median of every group's standard deviation from a mean-field fit.
+
+    Mean-field intervals are too narrow (BENCHMARKS.md), but its medians of the sds are
+    close to NUTS's, which is all :func:`mrp_numpyro.centring.centring_weights` needs. The
+    fit stops when the chunk-mean ELBO changes by less than ``plateau_rtol``.
+
+    Parameters
+    ----------
+    model : MRPModel
+        Any parameterisation with ``sd_<g>`` sites (non-centred is the natural one).
+    rng_key : jax.Array
+    num_steps, check_every, plateau_rtol, step_size
+        Adam steps at most, per compiled chunk, the plateau criterion and the step size.
+
+    Returns
+    -------
+    dict of group name to float
+    """
+    start = time.perf_counter()
+    guide = AutoDiagonalNormal(model.fn, init_loc_fn=init_to_mean, init_scale=0.1)
+    svi = SVI(model.fn, guide, numpyro.optim.Adam(step_size), Trace_ELBO())
+    state = jax.jit(svi.init)(rng_key, **model.kwargs)
+    chunk = jax.jit(lambda s, kw: jax.lax.scan(lambda s, _: svi.stable_update(s, **kw), s, None, length=check_every))
+    previous, done = None, 0
+    while done < num_steps:
+        state, losses = chunk(state, model.kwargs)
+        done += check_every
+        now = float(np.nanmean(np.asarray(losses)))
+        if previous is not None and abs(now - previous) < plateau_rtol * abs(now):
+            break
+        previous = now
+    median = guide.median(svi.get_params(state))
+    sd = {g: float(median[site_names(g)[0]]) for g in model.design.group_names}
+    log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", done, time.perf_counter() - start,
+             {g: round(v, 3) for g, v in sd.items()})
+    return sd
