@@ -77,3 +77,10 @@ def test_mrp_demo_on_synthetic_data(tmp_path):
     # 3.3 pp against 10.2 pp; the raw means are also biased by uneven response rates).
     small = errors[errors["subset"] == "states with < 50 respondents"].set_index("estimator")
     assert small.loc["MRP", "mae_pp"] < 0.75 * small.loc["raw", "mae_pp"]
+
+
+def test_profile_fit_gradient_timing(data_dir):
+    out = load("profile_fit").child(part="gradient", data_dir=str(data_dir), n=2000)
+    assert out["term_by_term_ms"] > 0 and out["blocked_ms"] > 0
+    # Every cell is covered by the blocks; there are fewer blocks than terms.
+    assert 1 <= len(out["blocks"]) < 8 and max(out["blocks"]) <= out["cells"]

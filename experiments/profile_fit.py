@@ -1,0 +1,130 @@
+"""Where a fit's time goes: the measurements behind the runtime table's speed-ups.
+
+Times, on the full 2018 CCES (or any --data-dir / --n), in one process:
+
+1. one log-density gradient of the model, evaluated block by block (the package's
+   :func:`mrp_numpyro.blocks.block_predictor`) and term by term (one gather per group
+   and a cells x predictors product, the form written in the model's docstring), each
+   inside a compiled loop of 2,000 evaluations so that Python's dispatch is not counted;
+2. setting up an SVI fit: ``SVI.init`` run eagerly against compiled with ``jax.jit``, for
+   ``AutoNormal`` with ``init_to_median(num_samples=15)`` and for ``AutoDiagonalNormal``
+   with ``init_to_mean``;
+3. compiling a chunk of 500 SVI steps for both guides.
+
+    python experiments/profile_fit.py --data-dir ../shared/data
+
+Each set-up is timed in a fresh process (JAX caches compiled operations within one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+import numpyro
+numpyro.set_host_device_count(2)
+import jax, jax.numpy as jnp, numpy as np
+import numpyro.distributions as dist
+from functools import partial
+from hydra.utils import instantiate
+from numpyro.infer import SVI, Trace_ELBO, init_to_mean, init_to_median
+from numpyro.infer.autoguide import AutoDiagonalNormal, AutoNormal
+from numpyro.infer.util import initialize_model
+import mrp_numpyro as mrp
+
+args = json.loads(sys.argv[1])
+overrides = ["data=cces18", f"data.dir={args['data_dir']}", f"data.n={args['n'] or 'null'}"]
+cfg = mrp.compose_config(overrides)
+data = instantiate(cfg.data)
+design = mrp.build_design(mrp.parse_formula(cfg.model.formula, columns=data.survey.columns), data)
+from omegaconf import OmegaConf
+priors = mrp.Priors.from_config(OmegaConf.to_container(cfg.model.priors, resolve=True))
+model = mrp.build_model(design, priors)
+out = {"cells": design.survey.n_cells}
+
+def term_by_term(X, group_index, trials, successes=None, *, coef_scale):
+    eta = numpyro.sample("Intercept", dist.Normal(priors.intercept_loc, priors.intercept_scale))
+    eta = eta + X @ numpyro.sample("beta", dist.Normal(priors.coef_loc, coef_scale).to_event(1))
+    for g, (name, size) in enumerate(zip(design.group_names, design.group_sizes)):
+        sd = numpyro.sample(f"sd_{name}", dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale))
+        with numpyro.plate(name, size):
+            eta = eta + sd * numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))[group_index[:, g]]
+    with numpyro.plate("cells", X.shape[0]):
+        numpyro.sample("y", dist.Binomial(total_count=trials, logits=eta), obs=successes)
+
+def gradient_ms(fn, kwargs, n=2000):
+    init = initialize_model(jax.random.PRNGKey(0), fn, model_kwargs=kwargs, init_strategy=init_to_mean)
+    vg = jax.value_and_grad(lambda z, kw: numpyro.infer.util.potential_energy(fn, (), kw, z))
+
+    def run(z, kw):
+        def body(i, carry):
+            z, total = carry
+            value, grad = vg(z, kw)
+            # Feed the gradient back (scaled to almost nothing) so no evaluation can be skipped.
+            return jax.tree_util.tree_map(lambda a, b: a + 1e-12 * b, z, grad), total + value
+        return jax.lax.fori_loop(0, n, body, (z, 0.0))
+
+    run = jax.jit(run)
+    jax.block_until_ready(run(init.param_info.z, kwargs))
+    t = time.perf_counter()
+    jax.block_until_ready(run(init.param_info.z, kwargs))
+    return 1e3 * (time.perf_counter() - t) / n
+
+if args["part"] == "gradient":
+    s = design.survey
+    tbt_kwargs = {"X": jnp.asarray(s.X, jnp.float32), "group_index": jnp.asarray(s.group_index),
+                  "trials": model.kwargs["trials"], "successes": model.kwargs["successes"]}
+    tbt = partial(term_by_term, coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), jnp.float32))
+    out["blocked_ms"] = gradient_ms(model.fn, dict(model.kwargs))
+    out["term_by_term_ms"] = gradient_ms(tbt, tbt_kwargs)
+    out["blocks"] = [len(r) for r in model.kwargs["rows"]]
+else:
+    guide_cls, init = {"autonormal_median": (AutoNormal, init_to_median(num_samples=15)),
+                       "diagonal_mean": (AutoDiagonalNormal, init_to_mean)}[args["guide"]]
+    guide = guide_cls(model.fn, init_loc_fn=init, init_scale=0.1)
+    svi = SVI(model.fn, guide, numpyro.optim.Adam(0.01), Trace_ELBO())
+    key = jax.random.PRNGKey(0)
+    t = time.perf_counter()
+    state = svi.init(key, **model.kwargs) if args["part"] == "eager" else jax.jit(svi.init)(key, **model.kwargs)
+    jax.block_until_ready(state)
+    out["setup_s"] = time.perf_counter() - t
+    chunk = jax.jit(lambda s, kw: jax.lax.scan(lambda s, _: svi.stable_update(s, **kw), s, None, length=500))
+    t = time.perf_counter()
+    compiled = chunk.lower(state, model.kwargs).compile()
+    out["chunk_compile_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    jax.block_until_ready(compiled(state, model.kwargs))
+    out["chunk_run_s"] = time.perf_counter() - t
+print(json.dumps(out))
+"""
+
+
+def child(**args) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--n", type=int, default=None, help="CCES rows (default: all)")
+    args = parser.parse_args()
+    common = {"data_dir": str(args.data_dir), "n": args.n}
+    g = child(part="gradient", **common)
+    print(f"{g['cells']:,} cells; blocks of {g['blocks']} combinations\n")
+    print("| log-density gradient | ms per evaluation |\n|---|---|")
+    print(f"| term by term | {g['term_by_term_ms']:.3f} |\n| block by block | {g['blocked_ms']:.3f} |\n")
+    print("| guide, initial values | SVI.init | set-up (s) | compile 500 steps (s) | run 500 steps (s) |\n|---|---|---|---|---|")
+    for guide, label in (("autonormal_median", "AutoNormal, init_to_median(15)"), ("diagonal_mean", "AutoDiagonalNormal, init_to_mean")):
+        for part in ("eager", "jit"):
+            r = child(part=part, guide=guide, **common)
+            print(f"| {label} | {'eager' if part == 'eager' else 'jax.jit'} | {r['setup_s']:.2f} | {r['chunk_compile_s']:.2f} | {r['chunk_run_s']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
