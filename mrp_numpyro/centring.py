@@ -37,9 +37,8 @@ __all__ = ["centring_weights", "SD_CAUTION"]
 # The weights use the pilot's sd divided by this. A group's sd is uncertain (with a handful
 # of levels its posterior spans a factor of ten), and the two errors are not alike: a
 # level centred while its sd is small sits in a funnel (divergent transitions), one left
-# non-centred while its sd is large only costs some mixing. On the full CCES, 1 and 1
-# divergences in 4,000 draws on two seeds with 3, against 3 with the sd itself (seed 0);
-# every one of them where the ethnicity sd is in its lowest 2 % and male:eth's in its top 3 %.
+# non-centred while its sd is large only costs some mixing. On the full CCES the factor 3
+# gave fewer divergences than the sd itself in exploratory runs (BENCHMARKS.md).
 SD_CAUTION = 3.0
 
 

@@ -211,9 +211,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> RunResult:
 def _parameterization(cfg: DictConfig) -> str:
     """``model.parameterization``, with ``auto`` resolved: the guide's choice for SVI, else partial.
 
-    NUTS mixes best with each level centred as far as its data allow (no divergences on the
-    CCES, where non-centred NUTS has some); the coupled guide fits best in identified
-    coordinates.
+    NUTS gets each level centred as far as its data allow (on the full CCES, 1 divergence
+    in 4,000 draws against 10 non-centred, and fewer leapfrog steps); the coupled guide fits
+    best in identified coordinates.
     """
     chosen = cfg.model.get("parameterization", "auto")
     if chosen != "auto":
