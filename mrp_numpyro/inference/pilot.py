@@ -6,12 +6,12 @@ import logging
 import time
 
 import jax
-import numpy as np
 import numpyro
 from numpyro.infer import SVI, Trace_ELBO, init_to_mean
 from numpyro.infer.autoguide import AutoDiagonalNormal
 
 from ..model import MRPModel, site_names
+from .svi import run_to_plateau
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,9 @@ def pilot_sd(
     guide = AutoDiagonalNormal(model.fn, init_loc_fn=init_to_mean, init_scale=0.1)
     svi = SVI(model.fn, guide, numpyro.optim.Adam(step_size), Trace_ELBO())
     state = jax.jit(svi.init)(rng_key, **model.kwargs)
-    chunk = jax.jit(lambda s, kw: jax.lax.scan(lambda s, _: svi.stable_update(s, **kw), s, None, length=check_every))
-    previous, done = None, 0
-    while done < num_steps:
-        state, losses = chunk(state, model.kwargs)
-        done += check_every
-        now = float(np.nanmean(np.asarray(losses)))
-        if previous is not None and abs(now - previous) < plateau_rtol * abs(now):
-            break
-        previous = now
+    state, _, done, _, _ = run_to_plateau(
+        svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol
+    )
     median = guide.median(svi.get_params(state))
     sd = {g: float(median[site_names(g)[0]]) for g in model.design.group_names}
     log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", done, time.perf_counter() - start,

@@ -29,7 +29,7 @@ from .result import Fit, FitError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_svi"]
+__all__ = ["fit_svi", "run_to_plateau"]
 
 
 def _save_checkpoint(path, state, steps: int, losses: list[np.ndarray], guide_name: str) -> None:
@@ -58,6 +58,74 @@ def _load_checkpoint(path, fresh_state, guide_name: str):
 def _finite_mean(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(x.mean()) if len(x) else float("nan")
+
+
+def run_to_plateau(
+    svi: SVI,
+    state,
+    kwargs,
+    *,
+    num_steps: int,
+    check_every: int,
+    plateau_rtol: float | None,
+    losses: list[np.ndarray] | None = None,
+    done: int = 0,
+    after_chunk: Callable | None = None,
+    progress_bar: bool = False,
+):
+    """Run SVI steps in compiled chunks until the ELBO plateaus or ``num_steps`` are done.
+
+    After each chunk of ``check_every`` steps (one compilation, plus one for a last shorter
+    chunk) the mean loss of the chunk is compared with the previous chunk's; the run stops
+    when the relative change is below ``plateau_rtol`` (``None``: never).
+
+    Parameters
+    ----------
+    svi : numpyro.infer.SVI
+    state : SVIState
+    kwargs : mapping
+        The model's arguments.
+    num_steps, check_every, plateau_rtol
+    losses : list of arrays, optional
+        Losses of earlier chunks (a resumed fit); extended in place.
+    done : int
+        Steps already run.
+    after_chunk : callable, optional
+        ``after_chunk(state, done, losses)`` after every chunk (e.g. a checkpoint).
+    progress_bar : bool
+
+    Returns
+    -------
+    state, losses, done, converged, rel_change
+    """
+    losses = [] if losses is None else losses
+
+    def run_chunk(state, kwargs, length):
+        # stable_update keeps the previous state when a step's loss or gradient is not
+        # finite, so a rare overflow skips one step instead of poisoning every parameter.
+        return jax.lax.scan(lambda s, _: svi.stable_update(s, **kwargs), state, None, length=length)
+
+    run_chunk = jax.jit(run_chunk, static_argnums=2)
+    chunk = min(check_every, num_steps)
+    converged, rel_change = False, float("nan")
+    with tqdm(total=num_steps, initial=done, disable=not progress_bar, desc="SVI", unit="step") as bar:
+        while done < num_steps:
+            length = min(chunk, num_steps - done)
+            state, chunk_losses = run_chunk(state, kwargs, length)
+            chunk_losses = np.asarray(chunk_losses, dtype=np.float64)
+            losses.append(chunk_losses)
+            done += length
+            bar.update(length)
+            bar.set_postfix(elbo=f"{-_finite_mean(chunk_losses):.1f}")
+            if after_chunk is not None:
+                after_chunk(state, done, losses)
+            if len(losses) >= 2 and plateau_rtol is not None:
+                now, before = _finite_mean(losses[-1]), _finite_mean(losses[-2])
+                rel_change = abs(now - before) / abs(now)
+                if rel_change < plateau_rtol:
+                    converged = True
+                    break
+    return state, losses, done, converged, rel_change
 
 
 def fit_svi(
@@ -150,31 +218,13 @@ def fit_svi(
         losses.extend(previous[i : i + check_every] for i in range(0, len(previous), check_every))
         log.info("SVI resumes from %s at step %d", resume_from, done)
 
-    def run_chunk(state, kwargs, length):
-        # stable_update keeps the previous state when a step's loss or gradient is not
-        # finite, so a rare overflow skips one step instead of poisoning every parameter.
-        return jax.lax.scan(lambda s, _: svi.stable_update(s, **kwargs), state, None, length=length)
+    def save(state, done, losses):
+        _save_checkpoint(checkpoint_path, state, done, losses, type(g).__name__)
 
-    run_chunk = jax.jit(run_chunk, static_argnums=2)
-    chunk = min(check_every, num_steps)
-    converged, rel_change = False, float("nan")
-    with tqdm(total=num_steps, initial=done, disable=not progress_bar, desc="SVI", unit="step") as bar:
-        while done < num_steps:
-            length = min(chunk, num_steps - done)
-            state, chunk_losses = run_chunk(state, model.kwargs, length)
-            chunk_losses = np.asarray(chunk_losses, dtype=np.float64)
-            losses.append(chunk_losses)
-            done += length
-            bar.update(length)
-            bar.set_postfix(elbo=f"{-_finite_mean(chunk_losses):.1f}")
-            if checkpoint_path is not None:
-                _save_checkpoint(checkpoint_path, state, done, losses, type(g).__name__)
-            if len(losses) >= 2 and plateau_rtol is not None:
-                now, before = _finite_mean(losses[-1]), _finite_mean(losses[-2])
-                rel_change = abs(now - before) / abs(now)
-                if rel_change < plateau_rtol:
-                    converged = True
-                    break
+    state, losses, done, converged, rel_change = run_to_plateau(
+        svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol,
+        losses=losses, done=done, after_chunk=save if checkpoint_path is not None else None, progress_bar=progress_bar,
+    )
     all_losses = np.concatenate(losses)
     params = jax.device_get(svi.get_params(state))
     optimised = time.perf_counter()
@@ -194,7 +244,7 @@ def fit_svi(
             "SVI: the ELBO was still changing (relative change %.2g per %d steps > %.2g) after %d steps; "
             "raise inference.num_steps",
             rel_change,
-            chunk,
+            min(check_every, num_steps),
             plateau_rtol,
             done,
         )
