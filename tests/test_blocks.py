@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 
 from mrp_numpyro.blocks import block_predictor, cell_blocks, design_matrix
+from mrp_numpyro.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
 from mrp_numpyro.formula import parse_formula
 from mrp_numpyro.model import cell_logits
 
-CCES_FORMULA = (
-    "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth)"
-    " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
-)
+# The case study's formula, as conf/model/default.yaml has it.
+CCES_FORMULA = compose_config().model.formula
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +50,14 @@ def test_cces_formula_splits_into_state_and_demographic_blocks(data):
     assert design.survey.n_cells > 240 * 4
 
 
+def _term_by_term(draws, design, cells):
+    """``eta`` (draws, cells) one term at a time: intercept, predictors, one gather per group."""
+    eta = draws["Intercept"][:, None] + draws["beta"] @ cells.X.T
+    for g, name in enumerate(design.group_names):
+        eta = eta + (draws[f"z_{name}"] * draws[f"sd_{name}"][:, None])[:, cells.group_index[:, g]]
+    return eta
+
+
 def test_block_predictor_equals_the_term_by_term_logits(data):
     design = build_design(parse_formula(CCES_FORMULA), data)
     blocks = cell_blocks(design)
@@ -66,4 +73,7 @@ def test_block_predictor_equals_the_term_by_term_logits(data):
     )
     with jax.enable_x64(True):
         eta = jax.vmap(lambda t: block_predictor(t, blocks.rows, blocks.index))(theta)
-    np.testing.assert_allclose(np.asarray(eta), cell_logits(draws, design, design.survey), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(eta), _term_by_term(draws, design, design.survey), atol=1e-10)
+    # The poststratifier's predictions, blocked over the table's cells, are the same sums.
+    for cells in (design.survey, design.poststrat):
+        np.testing.assert_allclose(cell_logits(draws, design, cells), _term_by_term(draws, design, cells), atol=1e-10)

@@ -10,16 +10,15 @@ from hypothesis.extra.numpy import arrays
 from numpyro.infer.util import log_density
 from scipy.special import gammaln
 
+from mrp_numpyro.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import CellArrays, aggregate_cells, build_design
 from mrp_numpyro.formula import parse_formula
 from mrp_numpyro.model import build_model
 from mrp_numpyro.priors import Priors
 
-FORMULA = (
-    "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth)"
-    " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
-)
+# The case study's formula, as conf/model/default.yaml has it.
+FORMULA = compose_config().model.formula
 
 
 @pytest.fixture(scope="module")
