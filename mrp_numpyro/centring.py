@@ -1,71 +1,153 @@
 """Partial centring of the varying intercepts, level by level, from how much the data say.
 
-For level ``j`` of group ``g`` with ``n_j`` respondents, the data's precision about its
-intercept ``a_j`` is about ``n_j p (1 - p)`` (``p`` the survey's share of "1" answers) and
-the prior's is ``1 / sd_g^2``. Their ratio
+For level ``j`` of group ``g`` the data's precision about its intercept ``a_j`` is about
+``I_j`` and the prior's is ``1 / sd_g^2``. Their ratio ``kappa_j = I_j sd_g^2`` says which
+coordinates suit the level. When the data dominate (``kappa >> 1``: a state with thousands
+of respondents, an ethnic group with tens of thousands) the centred form
+``a_j ~ Normal(0, sd_g)`` has no funnel, while the non-centred ``a_j = sd_g z_j`` bends into
+one (``z_j = a_j / sd_g`` moves with ``sd_g`` while ``a_j`` is pinned); when the prior
+dominates (the small interactions) it is the other way round. The partially centred form
 
-    kappa_j = n_j p (1 - p) sd_g^2
+    u_j ~ Normal(0, sd_g^c_j),   a_j = sd_g^(1 - c_j) u_j,   c_j = kappa_j / (1 + kappa_j)
 
-says which coordinates suit the level (``sd_g`` a cautious guess, see ``SD_CAUTION``).
-When the data dominate (``kappa >> 1``: a state with thousands of respondents, an ethnic
-group with tens of thousands) the centred form ``a_j ~ Normal(0, sd_g)`` has no funnel,
-while the non-centred ``a_j = sd_g z_j`` bends into one (``z_j = a_j / sd_g`` moves with
-``sd_g`` while ``a_j`` is pinned). When the prior dominates (``kappa << 1``: the small
-interactions) it is the other way round. In between, the partially centred form
+(0 non-centred, 1 centred) uses the weight that makes the location of a normal-normal model
+independent of its parent (Papaspiliopoulos, Roberts and Skold 2007, "A general framework
+for the parametrization of hierarchical models", Statistical Science 22(1)). ``sd_g`` in
+``kappa`` is a pilot fit's estimate divided by ``SD_CAUTION``.
 
-    u_j ~ Normal(0, sd_g^c_j),   a_j = sd_g^(1 - c_j) u_j,
+**What an interaction can absorb.** An interaction nested in a main effect (``male:eth``
+in ``eth``: each of its levels lies in one ethnicity) duplicates it: raising ``eth = k``
+and lowering every ``male:eth`` level inside ``k`` by as much leaves the likelihood
+unchanged. The data pin ``a_j`` only as far as the interaction's prior keeps it from taking
+the effect over. Through nested level ``i`` (data precision ``t_i``) the data see ``a_j``
+with variance ``1/t_i + sd_h^2``, so
 
-with ``c_j = kappa_j / (1 + kappa_j)`` (0 non-centred, 1 centred) is the weight that makes
-the location of a normal-normal model independent of its parent (Papaspiliopoulos, Roberts
-and Skold 2007, "A general framework for the parametrization of hierarchical models",
-Statistical Science 22(1)); here it is applied with ``sd_g`` from a short pilot fit. It is
-the parameterisation NUTS uses by default: on the 2018 CCES the ethnicity, education and
-age intercepts come out nearly centred, the state intercepts in between, the interactions
-nearly non-centred (BENCHMARKS.md).
+    I_j = min over groups h nested in g of  sum over i in j of  1 / (1/t_i + sd_h^2)
+
+and ``I_j = t_j`` for a group with nothing nested in it; ``t_j = n_j p (1 - p)`` for the
+level's ``n_j`` respondents and the survey's share ``p`` of "1" answers. ``sd_h`` here is
+the interaction's *current* sd (divided by ``SD_CAUTION`` like the pilot's), so the weights are recomputed at every evaluation of the
+log density: where the interaction's sd is large the main effect is left to its prior and
+comes out non-centred, where it is small the main effect is centred. On the 2018 CCES
+every divergent transition of weights fixed in advance sat in that corner (small
+ethnicity sd, large male:eth sd; BENCHMARKS.md). Given the sds, each ``u_j``'s density is
+still exactly the transformed ``Normal(0, sd_g)`` (the change of variables is triangular:
+the sds, then each ``u_j`` given them), so the posterior is the same whatever the weights.
+A group's own sd is kept at the pilot's value in ``kappa``: weights that also followed the
+group's own sd removed the divergences as well but mixed the interactions' sds worse.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .design import Design
 
-__all__ = ["centring_weights", "SD_CAUTION"]
+__all__ = ["Centring", "centring_for", "centring_weights", "SD_CAUTION"]
 
-# The weights use the pilot's sd divided by this. A group's sd is uncertain (with a handful
-# of levels its posterior spans a factor of ten), and the two errors are not alike: a
-# level centred while its sd is small sits in a funnel (divergent transitions), one left
-# non-centred while its sd is large only costs some mixing. On the full CCES the factor 3
-# gave fewer divergences than the sd itself in exploratory runs (BENCHMARKS.md).
+# kappa uses the pilot's sd divided by this. A group's sd is uncertain (with a handful of
+# levels its posterior spans a factor of ten), and the two errors are not alike: a level
+# centred while the data do not pin it sits in a funnel (divergent transitions), one left
+# non-centred while they do only costs some mixing. On the full CCES the factor 3 gave
+# fewer divergences than the sd itself in exploratory runs (BENCHMARKS.md).
 SD_CAUTION = 3.0
 
 
-def centring_weights(design: Design, sd: Mapping[str, float]) -> tuple[np.ndarray, ...]:
-    """Centring weight ``c_j`` in [0, 1) of every level of every group.
+@dataclass(frozen=True)
+class Centring:
+    """What the centring weights need besides the current sds.
+
+    Attributes
+    ----------
+    info : tuple of arrays (levels_g,)
+        Data precision ``t_j`` of every level of every group.
+    nested : tuple of (g, h, array (levels_h, levels_g))
+        Group ``h`` nested in group ``g``: the 0/1 matrix maps each occupied level of ``h``
+        to the level of ``g`` it lies in.
+    scale : tuple of float
+        Every group's pilot sd divided by ``caution``.
+    caution : float
+        The current sds of nested groups are divided by this too.
+    """
+
+    info: tuple[np.ndarray, ...]
+    nested: tuple[tuple[int, int, np.ndarray], ...]
+    scale: tuple[float, ...]
+    caution: float = SD_CAUTION
+
+
+def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CAUTION) -> Centring:
+    """The :class:`Centring` of a design: each level's data precision, the nestings, the scales.
+
+    Group ``h`` is nested in ``g`` when it has more levels and all survey cells of each
+    occupied level of ``h`` share one level of ``g``.
 
     Parameters
     ----------
     design : Design
     sd : mapping of group name to float
         A guess of each group's standard deviation (a pilot fit's posterior median).
-
-    Returns
-    -------
-    tuple of arrays, one per group, (levels,)
+    caution : float
+        The guesses are divided by this (``SD_CAUTION``).
     """
     missing = [g for g in design.group_names if g not in sd]
     if missing:
-        raise ValueError(f"centring_weights: no standard deviation given for group(s) {missing}")
+        raise ValueError(f"centring: no standard deviation given for group(s) {missing}")
+    for name in design.group_names:
+        if not (np.isfinite(sd[name]) and sd[name] > 0):
+            raise ValueError(f"centring: the standard deviation of {name!r} must be positive, got {sd[name]!r}")
+    if not caution > 0:
+        raise ValueError(f"centring: caution must be positive, got {caution!r}")
     s = design.survey
     p = float(s.successes.sum()) / float(s.trials.sum())
-    info = p * (1.0 - p)
-    weights = []
-    for g, (name, size) in enumerate(zip(design.group_names, design.group_sizes)):
-        if not (np.isfinite(sd[name]) and sd[name] > 0):
-            raise ValueError(f"centring_weights: the standard deviation of {name!r} must be positive, got {sd[name]!r}")
-        n = np.bincount(s.group_index[:, g], weights=s.trials, minlength=size)
-        kappa = n * info * (float(sd[name]) / SD_CAUTION) ** 2
-        weights.append(kappa / (1.0 + kappa))
-    return tuple(weights)
+    info = tuple(
+        np.bincount(s.group_index[:, g], weights=s.trials, minlength=size) * p * (1.0 - p)
+        for g, size in enumerate(design.group_sizes)
+    )
+    nested = []
+    for g, size_g in enumerate(design.group_sizes):
+        for h, size_h in enumerate(design.group_sizes):
+            if size_h <= size_g:
+                continue
+            pairs = np.unique(s.group_index[:, [h, g]], axis=0)
+            if len(np.unique(pairs[:, 0])) != len(pairs):  # some level of h spans two of g
+                continue
+            member = np.zeros((size_h, size_g))
+            member[pairs[:, 0], pairs[:, 1]] = 1.0
+            nested.append((g, h, member))
+    scale = tuple(float(sd[name]) / caution for name in design.group_names)
+    return Centring(info, tuple(nested), scale, float(caution))
+
+
+def centring_weights(sds: Sequence, centring: Centring) -> tuple:
+    """Centring weight ``c_j`` in [0, 1) of every level of every group, at the current sds.
+
+    Parameters
+    ----------
+    sds : sequence of arrays (...,)
+        Every group's current sd: JAX arrays inside a model, NumPy arrays for draws, any
+        leading batch shape. Only the sds of groups nested in others are used.
+    centring : Centring
+
+    Returns
+    -------
+    tuple of arrays (..., levels_g) or (levels_g,), one per group, of the same kind as ``sds``.
+    """
+    xp = jnp if any(isinstance(sd, jax.Array) for sd in sds) else np
+    out = []
+    for g, t in enumerate(centring.info):
+        info = xp.asarray(t)
+        for gg, h, member in centring.nested:
+            if gg == g:
+                # 1 / (1/t + s^2) written as t / (1 + t s^2): 0 for unoccupied levels.
+                s2 = (sds[h] / centring.caution)[..., None] ** 2
+                t_h = centring.info[h]
+                info = xp.minimum(info, (t_h / (1.0 + t_h * s2)) @ member)
+        kappa = info * centring.scale[g] ** 2
+        out.append(kappa / (1.0 + kappa))
+    return tuple(out)

@@ -24,7 +24,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from .blocks import CellBlocks, block_predictor, cell_blocks
-from .centring import centring_weights
+from .centring import Centring, centring_for, centring_weights
 from .design import CellArrays, Design
 from .priors import Priors
 
@@ -43,12 +43,12 @@ def mrp_logit(
     index,
     trials,
     successes=None,
-    centring=None,
     *,
     coef_scale,
     group_names: tuple[str, ...],
     group_sizes: tuple[int, ...],
     priors: Priors,
+    centring: Centring | None = None,
 ):
     """Hierarchical binomial logit over aggregated cells.
 
@@ -63,28 +63,33 @@ def mrp_logit(
         Respondents per cell.
     successes : array (cells,), optional
         Observed "1" answers per cell; ``None`` samples them (prior/posterior prediction).
-    centring : tuple of arrays (levels,), optional
-        Centring weight of every level of every group (:mod:`mrp_numpyro.centring`): the
-        model then samples ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
-        instead of ``z_<g> ~ Normal(0, 1)`` with intercepts ``sd z``. ``None``: non-centred.
     coef_scale : array (p,)
         Prior standard deviation of each coefficient (already autoscaled).
     group_names, group_sizes : tuple
         Names and numbers of levels of the varying-intercept terms (static).
     priors : Priors
         Prior hyperparameters (static).
+    centring : Centring, optional
+        Partial centring (:mod:`mrp_numpyro.centring`, static): the model samples every
+        ``sd_<g>`` first, then ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
+        and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
+        intercepts ``sd z``. ``None``: non-centred.
     """
     theta = [jnp.atleast_1d(numpyro.sample("Intercept", dist.Normal(priors.intercept_loc, priors.intercept_scale)))]
     if coef_scale.shape[0]:
         theta.append(numpyro.sample("beta", dist.Normal(priors.coef_loc, coef_scale).to_event(1)))
-    for g, (name, size) in enumerate(zip(group_names, group_sizes)):
-        sd_name, z_name = site_names(name)
-        sd = numpyro.sample(sd_name, dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale))
-        with numpyro.plate(name, size):
-            if centring is None:
+    sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
+    if centring is None:
+        for name, size in zip(group_names, group_sizes):
+            sd_name, z_name = site_names(name)
+            sd = numpyro.sample(sd_name, sd_prior)
+            with numpyro.plate(name, size):
                 theta.append(sd * numpyro.sample(z_name, dist.Normal(0.0, 1.0)))
-            else:
-                c = centring[g]
+    else:
+        # Every sd first: a main effect's weights depend on its interactions' sds.
+        sds = [numpyro.sample(site_names(name)[0], sd_prior) for name in group_names]
+        for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring)):
+            with numpyro.plate(name, size):
                 theta.append(sd ** (1.0 - c) * numpyro.sample(partial_site_name(name), dist.Normal(0.0, sd**c)))
     eta = block_predictor(jnp.concatenate(theta), rows, index)
     with numpyro.plate("cells", index.shape[0]):
@@ -102,12 +107,12 @@ def _same_effects(draws, rng_key):
 
 
 def _decentre(draws, rng_key, *, group_names, centring):
-    """``z = a / sd = sd^-c u`` for the partially centred model."""
+    """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds."""
     out = {k: v for k, v in draws.items() if not k.startswith("u_")}
-    for name, c in zip(group_names, centring):
-        sd = np.asarray(draws[site_names(name)[0]], np.float64)
+    sds = [np.asarray(draws[site_names(name)[0]], np.float64) for name in group_names]
+    for name, sd, c in zip(group_names, sds, centring_weights(sds, centring)):
         u = np.asarray(draws[partial_site_name(name)], np.float64)
-        out[site_names(name)[1]] = u * sd[:, None] ** (-np.asarray(c, np.float64))[None, :]
+        out[site_names(name)[1]] = u * sd[:, None] ** -c
     return out
 
 
@@ -201,8 +206,8 @@ def build_model(
     kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), "index": jnp.asarray(blocks.index), **counts}
     latent = ("Intercept",) + (("beta",) if design.fixed_names else ())
     if parameterization == "partial":
-        centring = centring_weights(design, sd_guess)
-        kwargs["centring"] = tuple(jnp.asarray(c, dtype) for c in centring)
+        centring = centring_for(design, sd_guess)
+        fn = partial(fn, centring=centring)
         for g in design.group_names:
             latent += (site_names(g)[0], partial_site_name(g))
         effects = partial(_decentre, group_names=design.group_names, centring=centring)
