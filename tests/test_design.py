@@ -156,3 +156,29 @@ def test_declared_factor_without_factor_call_is_dummy_coded(data):
     assert plain.fixed_names == wrapped.fixed_names
     assert plain.fixed_names[:3] == ("region[North Central]", "region[South]", "region[West]")
     np.testing.assert_array_equal(plain.survey.X, wrapped.survey.X)
+
+
+def test_nuts_compiles_once_for_more_chains_than_devices(design):
+    """4 chains on 2 devices run as one compiled program: no more model traces than 2 chains."""
+    from mrp_numpyro.inference import fit_nuts
+
+    assert jax.local_device_count() == 2  # tests/conftest.py
+
+    def run(num_chains):
+        model = build_model(design, Priors())
+        calls = {"n": 0}
+
+        def counted(*args, **kwargs):
+            calls["n"] += 1
+            return model.fn(*args, **kwargs)
+
+        fit = fit_nuts(replace(model, fn=counted), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=num_chains)
+        return calls["n"], fit
+
+    two, _ = run(2)
+    four, fit = run(4)
+    assert four == two
+    assert fit.draws["z_state"].shape[:2] == (4, 10) and fit.traces["diverging"].shape == (4, 10)
+    # Each chain is its own: no two chains share a draw.
+    first = fit.draws["Intercept"][:, 0]
+    assert len(np.unique(first)) == 4 and np.all(np.isfinite(fit.draws["Intercept"]))

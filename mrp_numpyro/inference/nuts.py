@@ -33,6 +33,28 @@ def convergence_summary(draws: dict[str, np.ndarray]) -> dict[str, float]:
     return {"max_rhat": worst(rhat, np.max), "min_ess_bulk": worst(bulk, np.min), "min_ess_tail": worst(tail, np.min)}
 
 
+def chains_per_device(devices: int):
+    """A ``chain_method`` for numpyro's ``MCMC``: chains split over ``devices``, each device's in turn.
+
+    ``pmap`` over the devices of ``lax.map`` over each device's chains: one compiled
+    program runs every chain. The number of chains must be a multiple of ``devices``.
+    """
+
+    def transform(fn):
+        def run(args):
+            n = jax.tree.leaves(args)[0].shape[0]
+            if n % devices:
+                raise ValueError(f"{n} chains do not split evenly over {devices} devices")
+            split = jax.tree.map(lambda x: x.reshape((devices, n // devices) + x.shape[1:]), args)
+            out = jax.pmap(lambda a: jax.lax.map(fn, a))(split)
+            return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
+
+        return run
+
+    transform.__name__ = f"{devices} devices, chains in turn on each"
+    return transform
+
+
 def fit_nuts(
     model: MRPModel,
     rng_key: jax.Array,
@@ -71,45 +93,45 @@ def fit_nuts(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {chain_method!r}")
     kernel = NUTS(model.fn, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-    # With fewer devices than chains ("auto"), chains run in parallel batches of one chain
-    # per device: 4 chains on 2 cores take two rounds instead of four.
-    per_run = num_chains
+    method = chain_method
     if chain_method == "auto":
         devices = jax.local_device_count()
-        per_run = min(num_chains, devices)
-        chain_method = "parallel" if per_run > 1 else "sequential"
-        if per_run == 1:  # one device: a single MCMC runs every chain in turn, compiled once
-            per_run = num_chains
-        if per_run < num_chains:
-            log.info("%d JAX device(s) for %d chains: running %d at a time", devices, num_chains, per_run)
+        # As many devices as split the chains evenly (4 chains on 3 devices use 2).
+        used = max(d for d in range(1, min(devices, num_chains) + 1) if num_chains % d == 0)
+        if used == 1:
+            method = "sequential"
+        elif used == num_chains:
+            method = "parallel"
+        else:
+            # More chains than devices: each device runs its share of the chains one after
+            # the other, all in one compiled program (batches of parallel runs would compile
+            # the sampler once per batch).
+            method = chains_per_device(used)
+            log.info("%d JAX device(s) for %d chains: %s", devices, num_chains, method.__name__)
     start = time.perf_counter()
-    samples, extras = [], []
     rng_key, key_effects = jax.random.split(rng_key)
-    keys = jax.random.split(rng_key, -(-num_chains // per_run))
-    for i, key in enumerate(keys):
-        n = min(per_run, num_chains - i * per_run)
-        mcmc = MCMC(
-            kernel,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            num_chains=n,
-            chain_method=chain_method if n > 1 else "sequential",
-            progress_bar=progress_bar,
-        )
-        mcmc.run(key, extra_fields=("diverging", "num_steps"), **model.kwargs)
-        samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
-        extras.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
-    draws = {k: np.concatenate([np.asarray(s[k]) for s in samples]) for k in model.latent_sites}
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=method,
+        # numpyro shows no progress bar for chains run through a transform.
+        progress_bar=progress_bar and isinstance(method, str),
+    )
+    mcmc.run(rng_key, extra_fields=("diverging", "num_steps"), **model.kwargs)
+    samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
+    extra = {k: np.asarray(v) for k, v in jax.device_get(mcmc.get_extra_fields(group_by_chain=True)).items()}
+    draws = {k: np.asarray(samples[k]) for k in model.latent_sites}
     flat = model.effects({k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}, key_effects)
     draws = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in flat.items()}
-    extra = {k: np.concatenate([np.asarray(e[k]) for e in extras]) for k in extras[0]}
     seconds = time.perf_counter() - start
     divergences = int(np.sum(extra["diverging"]))
     diagnostics = {
         "num_chains": int(num_chains),
         "num_warmup": int(num_warmup),
         "num_samples": int(num_samples),
-        "chain_method": chain_method,
+        "chain_method": getattr(method, "__name__", method),
         "target_accept_prob": float(target_accept_prob),
         "divergences": divergences,
         "mean_leapfrog_steps": float(np.mean(extra["num_steps"])),
