@@ -47,14 +47,14 @@ def divergent_tails(run_dir: Path) -> str:
     return "; ".join(parts)
 
 
-def run_one(data_args: list[str], parameterization: str, seed: int, out: Path) -> dict:
+def run_one(data_args: list[str], parameterization: str, seed: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
     label = "_".join(a.split("=")[-1] for a in data_args[2:]) or "all"
     run_dir = out / "runs" / f"{label}_{parameterization}_seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     command = [sys.executable, "-m", "mrp_numpyro", *data_args, "inference=nuts", f"seed={seed}",
                f"model.parameterization={parameterization}", "progress=false", "report=false",
-               "device.compilation_cache_dir=null", f"hydra.run.dir={run_dir}"]
+               "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     wall = time.perf_counter() - start
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--parameterization", nargs="+", default=["partial"], choices=["noncentred", "partial", "identified"])
     parser.add_argument("--out", type=Path, default=Path("experiments/results/nuts_seeds"))
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every run, e.g. experiment=fast")
     args = parser.parse_args()
     if not (args.data_dir / "cces_all_clean.csv").is_file():
         sys.exit(f"no CCES data in {args.data_dir}: pass --data-dir")
@@ -109,7 +110,7 @@ def main() -> None:
             ["data.n=null"] if n == "all" else [f"data.n={int(n)}", "data.seed=0"])
         for p in args.parameterization:
             for seed in args.seeds:
-                records.append(run_one(data_args, p, seed, args.out))
+                records.append(run_one(data_args, p, seed, args.out, tuple(args.extra)))
                 print(records[-1], flush=True)
     table = pd.DataFrame(records)
     table.to_csv(args.out / "nuts_seeds.csv", index=False)

@@ -26,13 +26,15 @@ with variance ``1/t_i + sd_h^2``, so
 
 and ``I_j = t_j`` for a group with nothing nested in it; ``t_j = n_j p (1 - p)`` for the
 level's ``n_j`` respondents and the survey's share ``p`` of "1" answers. ``sd_h`` here is
-the interaction's *current* sd (divided by ``SD_CAUTION`` like the pilot's), so the weights are recomputed at every evaluation of the
-log density: where the interaction's sd is large the main effect is left to its prior and
-comes out non-centred, where it is small the main effect is centred. On the 2018 CCES
-every divergent transition of weights fixed in advance sat in that corner (small
-ethnicity sd, large male:eth sd; BENCHMARKS.md). Given the sds, each ``u_j``'s density is
-still exactly the transformed ``Normal(0, sd_g)`` (the change of variables is triangular:
-the sds, then each ``u_j`` given them), so the posterior is the same whatever the weights.
+the interaction's *current* sd, taken in full (dividing it by ``SD_CAUTION`` as the pilot
+sds are would err towards centring the main effect), so the weights are recomputed at every
+evaluation of the log density: where the interaction's sd is large the main effect is left
+to its prior and comes out non-centred, where it is small the main effect is centred. On
+the 2018 CCES the divergent transitions of weights fixed in advance sat in that corner
+(small ethnicity sd, large male:eth sd; BENCHMARKS.md). Given the sds, each ``u_j``'s
+density is still exactly the transformed ``Normal(0, sd_g)`` (the change of variables is
+triangular: the sds, then each ``u_j`` given them), so the posterior is the same whatever
+the weights.
 A group's own sd is kept at the pilot's value in ``kappa``: weights that also followed the
 group's own sd removed the divergences as well but mixed the interactions' sds worse.
 """
@@ -72,7 +74,7 @@ class Centring:
     scale : tuple of float
         Every group's pilot sd divided by ``caution``.
     caution : float
-        The current sds of nested groups are divided by this too.
+        What the pilot sds were divided by.
     """
 
     info: tuple[np.ndarray, ...]
@@ -145,7 +147,7 @@ def centring_weights(sds: Sequence, centring: Centring) -> tuple:
         for gg, h, member in centring.nested:
             if gg == g:
                 # 1 / (1/t + s^2) written as t / (1 + t s^2): 0 for unoccupied levels.
-                s2 = (sds[h] / centring.caution)[..., None] ** 2
+                s2 = sds[h][..., None] ** 2
                 t_h = centring.info[h]
                 info = xp.minimum(info, (t_h / (1.0 + t_h * s2)) @ member)
         kappa = info * centring.scale[g] ** 2

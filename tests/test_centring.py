@@ -62,10 +62,10 @@ def test_a_large_interaction_sd_leaves_the_main_effect_non_centred(design):
         weights.append(centring_weights(sds, centring))
     eth = np.array([w[e] for w in weights])
     assert np.all(np.diff(eth, axis=0) < 0)
-    # With the interaction's sd at 3 (1 after the caution), each nested level says at most
-    # 1 / (0 + 1^2) about its main effect: I_j <= the number of nested levels.
+    # With the interaction's sd at 3, each nested level says at most 1 / (0 + 3^2) about its
+    # main effect: I_j <= (number of nested levels) / 9.
     _, _, member = centring.nested[0]
-    bound = member.sum(axis=0) * centring.scale[e] ** 2
+    bound = member.sum(axis=0) / 9.0 * centring.scale[e] ** 2
     assert np.all(eth[-1] <= bound / (1 + bound))
     # A vanishing interaction sd gives the weights of a group with nothing nested in it.
     t = centring.info[e] * centring.scale[e] ** 2

@@ -84,3 +84,29 @@ def test_profile_fit_gradient_timing(data_dir):
     assert out["term_by_term_ms"] > 0 and out["blocked_ms"] > 0
     # Every cell is covered by the blocks; there are fewer blocks than terms.
     assert 1 <= len(out["blocks"]) < 8 and max(out["blocks"]) <= out["cells"]
+
+
+def test_nuts_seeds_run_and_divergent_tails(tmp_path, data_dir):
+    module = load("nuts_seeds")
+    data_args = ["data=cces18", f"data.dir={data_dir}", "data.n=1000", "data.seed=0"]
+    row = module.run_one(data_args, "partial", 0, tmp_path, ("experiment=fast",))
+    assert row["parameterization"] == "partial" and row["respondents"] == 1000
+    assert row["divergences"] >= 0 and row["max_rhat"] > 0.9 and row["leapfrog_steps"] >= 1
+    assert "| 1,000 | partial | 0 |" in module.markdown(pd.DataFrame([row]))
+
+
+def test_divergent_tails_names_the_groups_in_their_outer_tenths(tmp_path):
+    """Divergent draws at sd_a's three smallest values; sd_b's at its middle."""
+    import xarray as xr
+
+    module = load("nuts_seeds")
+    a = np.arange(100.0)
+    b = np.roll(np.arange(100.0), 50)  # b = 50, 51, 52 where a = 0, 1, 2
+    diverging = a < 3
+    xr.Dataset({"sd_a": (("chain", "draw"), a[None]), "sd_b": (("chain", "draw"), b[None])}).to_netcdf(
+        tmp_path / "posterior.nc", group="posterior")
+    xr.Dataset({"diverging": (("chain", "draw"), diverging[None])}).to_netcdf(tmp_path / "posterior.nc", group="sample_stats", mode="a")
+    assert module.divergent_tails(tmp_path) == "a 1"
+    xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 100), bool))}).to_netcdf(
+        tmp_path / "posterior.nc", group="sample_stats", mode="a")
+    assert module.divergent_tails(tmp_path) == ""
