@@ -182,3 +182,13 @@ def test_nuts_compiles_once_for_more_chains_than_devices(design):
     # Each chain is its own: no two chains share a draw.
     first = fit.draws["Intercept"][:, 0]
     assert len(np.unique(first)) == 4 and np.all(np.isfinite(fit.draws["Intercept"]))
+
+
+def test_nuts_with_progress_bars_runs_chains_in_batches(design):
+    """numpyro draws bars only for its own chain methods: 4 chains on 2 devices in 2 parallel batches."""
+    from mrp_numpyro.inference import fit_nuts
+
+    fit = fit_nuts(build_model(design, Priors()), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=4,
+                   progress_bar=True)
+    assert fit.diagnostics["chain_method"] == "parallel"
+    assert fit.draws["z_state"].shape[:2] == (4, 10) and len(np.unique(fit.draws["Intercept"][:, 0])) == 4

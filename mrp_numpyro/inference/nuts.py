@@ -80,9 +80,12 @@ def fit_nuts(
     max_tree_depth : int
     dense_mass : bool
     chain_method : str
-        ``"auto"`` runs chains in parallel, in batches of as many chains as there are JAX
-        devices (``device.host_device_count``); otherwise as numpyro's ``MCMC``.
+        ``"auto"`` runs chains in parallel over the JAX devices
+        (``device.host_device_count``), as one compiled program when there are more chains
+        than devices (:func:`chains_per_device`); otherwise as numpyro's ``MCMC``.
     progress_bar : bool
+        With more chains than devices, progress bars run the chains in batches of
+        parallel chains instead, compiled once per batch.
 
     Returns
     -------
@@ -93,7 +96,7 @@ def fit_nuts(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {chain_method!r}")
     kernel = NUTS(model.fn, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-    method = chain_method
+    method, runs = chain_method, [num_chains]
     if chain_method == "auto":
         devices = jax.local_device_count()
         # As many devices as split the chains evenly (4 chains on 3 devices use 2).
@@ -102,27 +105,28 @@ def fit_nuts(
             method = "sequential"
         elif used == num_chains:
             method = "parallel"
+        elif progress_bar:
+            # numpyro draws progress bars only for its own chain methods: batches of
+            # parallel chains, each batch compiled anew.
+            method, runs = "parallel", [used] * (num_chains // used)
         else:
             # More chains than devices: each device runs its share of the chains one after
-            # the other, all in one compiled program (batches of parallel runs would compile
-            # the sampler once per batch).
+            # the other, all in one compiled program.
             method = chains_per_device(used)
-            log.info("%d JAX device(s) for %d chains: %s", devices, num_chains, method.__name__)
+        if used < num_chains:
+            log.info("%d JAX device(s) for %d chains: %s", devices, num_chains, getattr(method, "__name__", f"batches of {used}"))
     start = time.perf_counter()
     rng_key, key_effects = jax.random.split(rng_key)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=method,
-        # numpyro shows no progress bar for chains run through a transform.
-        progress_bar=progress_bar and isinstance(method, str),
-    )
-    mcmc.run(rng_key, extra_fields=("diverging", "num_steps"), **model.kwargs)
-    samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
-    extra = {k: np.asarray(v) for k, v in jax.device_get(mcmc.get_extra_fields(group_by_chain=True)).items()}
-    draws = {k: np.asarray(samples[k]) for k in model.latent_sites}
+    keys = jax.random.split(rng_key, len(runs)) if len(runs) > 1 else [rng_key]
+    samples, extras = [], []
+    for key, n in zip(keys, runs):
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=n, chain_method=method,
+                    progress_bar=progress_bar)
+        mcmc.run(key, extra_fields=("diverging", "num_steps"), **model.kwargs)
+        samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
+        extras.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
+    draws = {k: np.concatenate([np.asarray(s[k]) for s in samples]) for k in model.latent_sites}
+    extra = {k: np.concatenate([np.asarray(e[k]) for e in extras]) for k in extras[0]}
     flat = model.effects({k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}, key_effects)
     draws = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in flat.items()}
     seconds = time.perf_counter() - start
