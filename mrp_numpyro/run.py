@@ -212,8 +212,8 @@ def _parameterization(cfg: DictConfig) -> str:
     """``model.parameterization``, with ``auto`` resolved: the guide's choice for SVI, else partial.
 
     NUTS gets each level centred as far as its data allow (on the full CCES, 1 divergence
-    in 4,000 draws against 10 non-centred, and fewer leapfrog steps); the coupled guide fits
-    best in identified coordinates.
+    in 16,000 draws over four seeds, against 10 in 4,000 non-centred; BENCHMARKS.md); the
+    coupled guide fits best in identified coordinates.
     """
     chosen = cfg.model.get("parameterization", "auto")
     if chosen != "auto":
