@@ -71,15 +71,12 @@ class Centring:
         Group ``h`` nested in group ``g``: the 0/1 matrix maps each occupied level of ``h``
         to the level of ``g`` it lies in.
     scale : tuple of float
-        Every group's pilot sd divided by ``caution``.
-    caution : float
-        What the pilot sds were divided by.
+        Every group's pilot sd divided by the caution factor (``SD_CAUTION``).
     """
 
     info: tuple[np.ndarray, ...]
     nested: tuple[tuple[int, int, np.ndarray], ...]
     scale: tuple[float, ...]
-    caution: float = SD_CAUTION
 
 
 def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CAUTION) -> Centring:
@@ -122,7 +119,7 @@ def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CA
             member[pairs[:, 0], pairs[:, 1]] = 1.0
             nested.append((g, h, member))
     scale = tuple(float(sd[name]) / caution for name in design.group_names)
-    return Centring(info, tuple(nested), scale, float(caution))
+    return Centring(info, tuple(nested), scale)
 
 
 def centring_weights(sds: Sequence, centring: Centring) -> tuple:
