@@ -128,6 +128,17 @@ def test_aggregation_preserves_trials_and_successes(r):
         assert members.sum() == t and y[members].sum() == k
 
 
+def _counting_traces(model):
+    """``model`` with its function wrapped to count calls: each call is one trace by JAX."""
+    calls = {"n": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return model.fn(*args, **kwargs)
+
+    return replace(model, fn=counted), calls
+
+
 def test_svi_compiles_once_whatever_the_number_of_chunks(design):
     """Tracing the model is a fixed cost: more chunks of steps must not re-trace it."""
     import numpyro
@@ -136,14 +147,8 @@ def test_svi_compiles_once_whatever_the_number_of_chunks(design):
     from mrp_numpyro.inference import fit_svi
 
     def traces_for(num_steps):
-        model = build_model(design, Priors())
-        calls = {"n": 0}
-
-        def counted(*args, **kwargs):
-            calls["n"] += 1
-            return model.fn(*args, **kwargs)
-
-        fit_svi(replace(model, fn=counted), jax.random.PRNGKey(0), guide=AutoNormal, optimizer=numpyro.optim.Adam(0.01),
+        model, calls = _counting_traces(build_model(design, Priors()))
+        fit_svi(model, jax.random.PRNGKey(0), guide=AutoNormal, optimizer=numpyro.optim.Adam(0.01),
                 num_steps=num_steps, check_every=50, plateau_rtol=None, num_draws=20, importance_resampling=False)
         return calls["n"]
 
@@ -165,14 +170,8 @@ def test_nuts_compiles_once_for_more_chains_than_devices(design):
     assert jax.local_device_count() == 2  # tests/conftest.py
 
     def run(num_chains):
-        model = build_model(design, Priors())
-        calls = {"n": 0}
-
-        def counted(*args, **kwargs):
-            calls["n"] += 1
-            return model.fn(*args, **kwargs)
-
-        fit = fit_nuts(replace(model, fn=counted), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=num_chains)
+        model, calls = _counting_traces(build_model(design, Priors()))
+        fit = fit_nuts(model, jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=num_chains)
         return calls["n"], fit
 
     two, _ = run(2)
