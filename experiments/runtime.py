@@ -9,7 +9,12 @@ max R-hat and min bulk ESS.
 
     python experiments/runtime.py --data-dir ../shared/data
 
-Prints a markdown table and writes it, with a CSV, to --out.
+On a GPU, a subset with a time limit per row (a row over it is reported, not dropped):
+
+    python experiments/runtime.py --data-dir ../shared/data --extra device=gpu \
+        --cces-n all --methods meanfield nuts --timeout 300
+
+Prints a markdown table and writes it, with a CSV, to --out (the CSV after every row).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def rows(data_dir: Path, cces_n: list[int | None], synthetic_n: list[int], metho
         yield f"synthetic n={n:,}", [f"data.n={n}"], "meanfield"
 
 
-def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
+def run_row(label: str, data_args: list[str], method: str, out: Path, extra: tuple[str, ...] = (),
+            timeout: float | None = None) -> dict:
     run_dir = out / "runs" / f"{label.replace(' ', '_').replace(',', '').replace('=', '')}_{method}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -53,15 +59,23 @@ def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
     rss_file = out / "rss.txt"
     code = CHILD.replace("sys.argv_rss", repr(str(rss_file)))
     command = [sys.executable, "-c", code, "--", *data_args, *method_args, "progress=false",
-               "device.compilation_cache_dir=null", f"hydra.run.dir={run_dir}"]
+               "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"data": label, "method": method, "wall_s": time.perf_counter() - start, "note": f"stopped at {timeout:.0f} s"}
+    except subprocess.CalledProcessError as err:
+        # The other rows still run; the table names the failure and the log has its cause.
+        print(err.stderr.decode(errors="replace")[-3000:], file=sys.stderr, flush=True)
+        return {"data": label, "method": method, "wall_s": time.perf_counter() - start, "note": f"failed (exit {err.returncode})"}
     wall = time.perf_counter() - start
     s = json.loads((run_dir / "summary.json").read_text())
     d, t = s["diagnostics"], s["timings_s"]
     return {
         "data": label,
         "method": method,
+        "device": s["device"].get("device_kind", s["device"]["platform"]),
         "respondents": s["n_respondents"],
         "cells": s["n_occupied_cells"],
         "wall_s": wall,
@@ -79,12 +93,14 @@ def run_row(label: str, data_args: list[str], method: str, out: Path) -> dict:
         "max_rhat": d.get("max_rhat"),
         "min_ess_bulk": d.get("min_ess_bulk"),
         "national_pct": 100 * s["national_mean"],
+        "note": "",
     }
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cols = ["data", "method", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s", "poststratify_s",
-            "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct"]
+    cols = ["data", "method", "device", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s", "poststratify_s",
+            "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct", "note"]
+    table = table.reindex(columns=cols)
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     lines = [head]
     for r in table[cols].to_dict("records"):
@@ -94,7 +110,8 @@ def markdown(table: pd.DataFrame) -> str:
             if v is None or (isinstance(v, float) and pd.isna(v)):
                 cells.append("")
             elif isinstance(v, float):
-                cells.append(f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.4f}" if c == "max_rhat" else f"{v:.2f}")
+                # Counts turn into floats in a column that has a stopped row's gaps.
+                cells.append(f"{v:,.0f}" if c in ("respondents", "cells") else f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.4f}" if c == "max_rhat" else f"{v:.2f}")
             else:
                 cells.append(f"{v:,}" if isinstance(v, int) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
@@ -108,23 +125,23 @@ def main() -> None:
     parser.add_argument("--synthetic-n", nargs="+", type=int, default=[60_000, 600_000, 6_000_000])
     parser.add_argument("--methods", nargs="+", default=["nuts", *GUIDES], choices=["nuts", *GUIDES])
     parser.add_argument("--out", type=Path, default=Path("experiments/results/runtime"))
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every row, e.g. device=gpu")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds after which a row is stopped and reported as such")
     parser.add_argument("--table-only", action="store_true", help="re-print the table of an earlier run's runtime.csv")
     args = parser.parse_args()
     if args.table_only:
-        table = pd.read_csv(args.out / "runtime.csv")
-        for col in ("model_s", "optimise_s"):  # tables written before these columns existed
-            if col not in table:
-                table[col] = None
-        print(markdown(table))
+        # Tables written before some columns existed print them empty.
+        print(markdown(pd.read_csv(args.out / "runtime.csv")))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     cces_n = [None if n == "all" else int(n) for n in args.cces_n]
     results = []
     for label, data_args, method in rows(args.data_dir, cces_n, args.synthetic_n, args.methods):
-        results.append(run_row(label, data_args, method, args.out))
-        print(f"{label} {method}: {results[-1]['wall_s']:.1f} s", flush=True)
+        results.append(run_row(label, data_args, method, args.out, tuple(args.extra), args.timeout))
+        print(f"{label} {method}: {results[-1]['wall_s']:.1f} s {results[-1]['note']}", flush=True)
+        # After every row, so that a long benchmark stopped midway keeps what it measured.
+        pd.DataFrame(results).to_csv(args.out / "runtime.csv", index=False)
     table = pd.DataFrame(results)
-    table.to_csv(args.out / "runtime.csv", index=False)
     text = markdown(table)
     (args.out / "runtime.md").write_text(text + "\n")
     print(text)

@@ -85,6 +85,8 @@ def configure_device(
     info = {
         "platform": platform,
         "devices": [str(d) for d in devices],
+        # The card's name (e.g. "NVIDIA H100 80GB HBM3"), for benchmark tables.
+        "device_kind": devices[0].device_kind,
         "x64": bool(jax.config.jax_enable_x64),
         "compilation_cache_dir": None if cache is None else str(cache),
     }

@@ -110,3 +110,16 @@ def test_divergent_tails_names_the_groups_in_their_outer_tenths(tmp_path):
     xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 100), bool))}).to_netcdf(
         tmp_path / "posterior.nc", group="sample_stats", mode="a")
     assert module.divergent_tails(tmp_path) == ""
+
+
+def test_runtime_row_and_a_row_stopped_at_its_time_limit(tmp_path):
+    module = load("runtime")
+    args = ["data.n=2000"], "meanfield", tmp_path, ("experiment=fast",)
+    row = module.run_row("synthetic n=2,000", *args)
+    assert row["respondents"] == 2000 and row["device"] == "cpu" and row["fit_s"] > 0 and row["note"] == ""
+    stopped = module.run_row("synthetic n=2,000", *args, timeout=1)
+    assert stopped["note"] == "stopped at 1 s" and stopped["wall_s"] >= 1
+    failed = module.run_row("synthetic n=2,000", ["data.n=-5"], "meanfield", tmp_path)
+    assert failed["note"].startswith("failed (exit ")
+    text = module.markdown(pd.DataFrame([row, stopped]))
+    assert "| synthetic n=2,000 | meanfield | cpu | 2,000 |" in text and text.endswith("| stopped at 1 s |")
