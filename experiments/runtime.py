@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cces-n", nargs="+", default=["5000", "10000", "all"])
-    parser.add_argument("--synthetic-n", nargs="+", type=int, default=[60_000, 600_000, 6_000_000])
+    parser.add_argument("--synthetic-n", nargs="*", type=int, default=[60_000, 600_000, 6_000_000])
     parser.add_argument("--methods", nargs="+", default=["nuts", *GUIDES], choices=["nuts", *GUIDES])
     parser.add_argument("--out", type=Path, default=Path("experiments/results/runtime"))
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every row, e.g. device=gpu")
