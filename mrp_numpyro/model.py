@@ -236,26 +236,28 @@ def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArra
     return cell_logits_by_cell(draws, design, cells).T
 
 
-def cell_logits_by_cell(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays, blocks: CellBlocks | None = None) -> np.ndarray:
+def cell_logits_by_cell(
+    draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays, blocks: CellBlocks | None = None, dtype=np.float64
+) -> np.ndarray:
     """:func:`cell_logits` laid out (cells, draws), C-contiguous.
 
     Evaluated block by block (:mod:`mrp_numpyro.blocks`): for the 12,000 cells of the CCES
     table, a state block and a demographic block, so two row gathers per batch of draws
     instead of one per term. Pass ``blocks`` (``cell_blocks(design, cells=cells)``) to
-    reuse them over batches.
+    reuse them over batches, and ``dtype`` to compute in float32.
     """
     blocks = cell_blocks(design, cells=cells) if blocks is None else blocks
-    parts = [np.asarray(draws["Intercept"], np.float64)[:, None]]
+    parts = [np.asarray(draws["Intercept"], dtype)[:, None]]
     if cells.X.shape[1]:
-        parts.append(np.asarray(draws["beta"], np.float64).reshape(len(parts[0]), -1))
+        parts.append(np.asarray(draws["beta"], dtype).reshape(len(parts[0]), -1))
     for name in design.group_names:
         sd_name, z_name = site_names(name)
-        parts.append(np.asarray(draws[z_name], np.float64) * np.asarray(draws[sd_name], np.float64)[:, None])
+        parts.append(np.asarray(draws[z_name], dtype) * np.asarray(draws[sd_name], dtype)[:, None])
     theta = np.concatenate(parts, axis=1)  # (draws, P)
-    eta = np.zeros((cells.n_cells, theta.shape[0]))
+    eta = np.zeros((cells.n_cells, theta.shape[0]), dtype=dtype)
     for b, rows in enumerate(blocks.rows):
         # Only the block's own columns are non-zero: multiply by those alone.
         cols = blocks.columns[b]
-        values = np.ascontiguousarray(rows[:, cols] @ theta[:, cols].T)  # (combinations, draws)
+        values = np.ascontiguousarray(rows[:, cols].astype(dtype) @ theta[:, cols].T)  # (combinations, draws)
         eta += values[blocks.index[:, b]]
     return eta

@@ -15,8 +15,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-
 from .blocks import cell_blocks
 from .design import Design
 from .inference.result import flatten_draws
@@ -26,6 +24,20 @@ from .schema import DataError
 __all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _expit_inplace(x: np.ndarray) -> np.ndarray:
+    """The logistic function, overwriting ``x``: ``(1 + tanh(x / 2)) / 2``.
+
+    NumPy's vectorised ``tanh`` is several times faster than ``scipy.special.expit`` on
+    large arrays. For very negative ``x`` the sum cancels, so the error is absolute, at most
+    one rounding unit, which a weighted mean of probabilities does not notice.
+    """
+    x *= 0.5
+    np.tanh(x, out=x)
+    x += 1.0
+    x *= 0.5
+    return x
 
 
 def _weight_matrix(weights: np.ndarray, group_index: np.ndarray, n_groups: int) -> np.ndarray:
@@ -149,13 +161,19 @@ def poststratify_draws(
         except ValueError as err:
             raise DataError(f"poststratification grouping {name!r} ({list(cols)}): {err}") from err
         prepared.append((name, tuple(cols), labels, W))
+    # Float32 draws (the default, device.x64=false) are poststratified in float32: a
+    # group's mean of probabilities then carries a relative error of about 1e-6, far below
+    # any posterior sd, at half the memory traffic. Float64 draws stay float64.
+    dtype = np.float64 if any(np.asarray(v).dtype == np.float64 for v in flat.values()) else np.float32
+    weights_t = [np.ascontiguousarray(W.T, dtype=dtype) for *_, W in prepared]
     outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
     blocks = cell_blocks(design, cells=post)
+
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
-        probs = expit(cell_logits_by_cell(batch, design, post, blocks))  # (cells, draws), C-contiguous
-        for out, (*_, W) in zip(outputs, prepared):
-            out[start : start + chunk_size] = (W.T @ probs).T
+        probs = _expit_inplace(cell_logits_by_cell(batch, design, post, blocks, dtype=dtype))  # (cells, draws)
+        for out, Wt in zip(outputs, weights_t):
+            out[start : start + chunk_size] = (Wt @ probs).T
     return {
         name: Poststratified(name, cols, labels, out.reshape(chains, ndraw, -1))
         for (name, cols, labels, _), out in zip(prepared, outputs)
