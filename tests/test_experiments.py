@@ -21,6 +21,9 @@ def test_vsbc_smoke():
     table = load("vsbc").run_vsbc("meanfield", simulations=2, steps=20, draws=20, n=1000, seed=0)
     assert "sd_state" in set(table["parameter"]) and "beta[repvote]" in set(table["parameter"])
     assert table["mean_p"].between(0, 1).all()
+    # coupled is fitted in identified coordinates: the script says so instead of checking another fit.
+    with pytest.raises(SystemExit, match="identified coordinates"):
+        load("vsbc").run_vsbc("coupled", simulations=2, steps=20, draws=20, n=1000, seed=0)
 
 
 def test_reliability_coverage_and_table():
