@@ -82,22 +82,30 @@ def test_exact_on_constant_probabilities(t, p):
     np.testing.assert_allclose(out, p, rtol=1e-12, atol=1e-15)
 
 
+def _design_and_random_draws(n, seed, formula, chains, draws_per_chain, sd_scale):
+    """A synthetic survey's design and random draws of every site, float64, (chain, draw, ...)."""
+    from mrp_numpyro.data import load_synthetic
+    from mrp_numpyro.design import build_design
+    from mrp_numpyro.formula import parse_formula
+
+    design = build_design(parse_formula(formula), load_synthetic(n, seed=seed))
+    rng = np.random.default_rng(seed + 1)
+    shape = (chains, draws_per_chain)
+    draws = {"Intercept": rng.normal(size=shape), "beta": rng.normal(size=shape + (len(design.fixed_names),))}
+    for name, size in zip(design.group_names, design.group_sizes):
+        draws[f"sd_{name}"] = rng.gamma(2.0, sd_scale, size=shape)
+        draws[f"z_{name}"] = rng.normal(size=shape + (size,))
+    return design, draws
+
+
 def test_poststratify_draws_matches_a_direct_computation():
     """The chunked, cells-major path equals eta = a + X b + sum_g sd_g z_g[level] computed plainly."""
     from scipy.special import expit
 
-    from mrp_numpyro.data import load_synthetic
-    from mrp_numpyro.design import build_design
-    from mrp_numpyro.formula import parse_formula
     from mrp_numpyro.poststratify import poststratify_draws
 
-    data = load_synthetic(2000, seed=4)
-    design = build_design(parse_formula("abortion ~ (1 | state) + (1 | male:eth) + repvote + factor(region)"), data)
-    rng = np.random.default_rng(5)
-    draws = {"Intercept": rng.normal(size=(1, 7)), "beta": rng.normal(size=(1, 7, len(design.fixed_names)))}
-    for name, size in zip(design.group_names, design.group_sizes):
-        draws[f"sd_{name}"] = rng.gamma(2.0, 0.2, size=(1, 7))
-        draws[f"z_{name}"] = rng.normal(size=(1, 7, size))
+    formula = "abortion ~ (1 | state) + (1 | male:eth) + repvote + factor(region)"
+    design, draws = _design_and_random_draws(2000, 4, formula, chains=1, draws_per_chain=7, sd_scale=0.2)
     got = poststratify_draws(draws, design, {"state": ["state"], "national": []}, chunk_size=3)
     post = design.poststrat
     N = post.weights
@@ -115,18 +123,10 @@ def test_poststratify_draws_matches_a_direct_computation():
 
 def test_float32_draws_are_poststratified_in_float32_to_float64_accuracy():
     """Float32 draws (device.x64=false) give the float64 result to float32 rounding (~1e-6)."""
-    from mrp_numpyro.data import load_synthetic
-    from mrp_numpyro.design import build_design
-    from mrp_numpyro.formula import parse_formula
     from mrp_numpyro.poststratify import poststratify_draws
 
-    data = load_synthetic(3000, seed=2)
-    design = build_design(parse_formula("abortion ~ (1 | state) + (1 | eth) + (1 | educ:age) + repvote"), data)
-    rng = np.random.default_rng(3)
-    draws = {"Intercept": rng.normal(size=(2, 50)), "beta": rng.normal(size=(2, 50, len(design.fixed_names)))}
-    for name, size in zip(design.group_names, design.group_sizes):
-        draws[f"sd_{name}"] = rng.gamma(2.0, 0.3, size=(2, 50))
-        draws[f"z_{name}"] = rng.normal(size=(2, 50, size))
+    formula = "abortion ~ (1 | state) + (1 | eth) + (1 | educ:age) + repvote"
+    design, draws = _design_and_random_draws(3000, 2, formula, chains=2, draws_per_chain=50, sd_scale=0.3)
     groupings = {"state": ["state"], "national": []}
     exact = poststratify_draws(draws, design, groupings, chunk_size=16)
     single = poststratify_draws({k: v.astype(np.float32) for k, v in draws.items()}, design, groupings, chunk_size=16)
