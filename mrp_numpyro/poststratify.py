@@ -135,6 +135,7 @@ def poststratify_draws(
     design: Design,
     groupings: Mapping[str, Sequence[str]],
     chunk_size: int = 500,
+    dtype=None,
 ) -> dict[str, Poststratified]:
     """Predict every poststratification cell for every draw and aggregate to each grouping.
 
@@ -147,6 +148,10 @@ def poststratify_draws(
         e.g. ``{"state": ["state"], "national": [], "state_eth": ["state", "eth"]}``.
     chunk_size : int
         Draws predicted at once; bounds memory at about ``chunk_size x cells`` floats.
+    dtype : numpy float type, optional
+        Precision of the cell predictions. By default float64 if any draws are float64,
+        else float32. In float32 a group's mean of probabilities carries a relative error
+        of about 1e-6, far below any posterior sd, at half the memory traffic.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -161,10 +166,8 @@ def poststratify_draws(
         except ValueError as err:
             raise DataError(f"poststratification grouping {name!r} ({list(cols)}): {err}") from err
         prepared.append((name, tuple(cols), labels, W))
-    # Float32 draws (the default, device.x64=false) are poststratified in float32: a
-    # group's mean of probabilities then carries a relative error of about 1e-6, far below
-    # any posterior sd, at half the memory traffic. Float64 draws stay float64.
-    dtype = np.float64 if any(np.asarray(v).dtype == np.float64 for v in flat.values()) else np.float32
+    if dtype is None:
+        dtype = np.float64 if any(np.asarray(v).dtype == np.float64 for v in flat.values()) else np.float32
     weights_t = [np.ascontiguousarray(W.T, dtype=dtype) for *_, W in prepared]
     outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
     blocks = cell_blocks(design, cells=post)

@@ -277,7 +277,8 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
 
     t = time.perf_counter()
     groupings = OmegaConf.to_container(cfg.poststrat.groupings, resolve=True)
-    estimates = poststratify_draws(fit.draws, design, groupings, chunk_size=int(cfg.poststrat.chunk_size))
+    # The fit's precision (float32 unless device.x64), whatever the draws were converted to.
+    estimates = poststratify_draws(fit.draws, design, groupings, chunk_size=int(cfg.poststrat.chunk_size), dtype=dtype)
     tables = _estimate_tables(data, estimates)
     timings["poststratify"] = time.perf_counter() - t
 
