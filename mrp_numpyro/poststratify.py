@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
 from .blocks import cell_blocks
 from .design import Design
 from .inference.result import flatten_draws
@@ -171,7 +172,6 @@ def poststratify_draws(
     weights_t = [np.ascontiguousarray(W.T, dtype=dtype) for *_, W in prepared]
     outputs = [np.empty((chains * ndraw, W.shape[1])) for *_, W in prepared]
     blocks = cell_blocks(design, cells=post)
-
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
         probs = _expit_inplace(cell_logits_by_cell(batch, design, post, blocks, dtype=dtype))  # (cells, draws)
