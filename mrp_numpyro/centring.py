@@ -34,8 +34,9 @@ the 2018 CCES the divergent transitions of weights fixed in advance sat in that 
 (small ethnicity sd, large male:eth sd; BENCHMARKS.md). Given the sds, each ``u_j``'s
 density is still exactly the transformed ``Normal(0, sd_g)`` (the change of variables is
 triangular: the sds, then each ``u_j`` given them), so the posterior is the same whatever
-the weights. A group's own sd is kept at the pilot's value in ``kappa``: weights that also followed the
-group's own current sd had no divergences either but mixed the interactions' sds worse.
+the weights. A group's own sd is kept at the pilot's value in ``kappa``: weights that also
+followed the group's own current sd had no divergences either but mixed the interactions'
+sds worse.
 """
 
 from __future__ import annotations
