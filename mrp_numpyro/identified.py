@@ -35,7 +35,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .blocks import block_predictor, cell_blocks, design_matrix
+from .blocks import CellBlocks, block_predictor, cell_blocks, design_matrix
 from .design import Design
 from .model import site_names
 from .priors import Priors
@@ -154,15 +154,19 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
     )
 
 
-def identified_arrays(design: Design, basis: IdentifiedBasis, dtype) -> dict[str, jnp.ndarray]:
-    """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds."""
+def identified_arrays(design: Design, basis: IdentifiedBasis, dtype, blocks: CellBlocks | None = None) -> dict[str, jnp.ndarray]:
+    """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds.
+
+    ``blocks`` are the survey cells' (:func:`~mrp_numpyro.blocks.cell_blocks`, computed
+    when not given); the cells' ``index`` and counts come from
+    :func:`~mrp_numpyro.blocks.likelihood_arrays`.
+    """
     theta_group = np.full(basis.R.shape[0], -1)
     for g, (a, b) in enumerate(basis.group_slices):
         theta_group[a:b] = g
-    blocks = cell_blocks(design)
+    blocks = cell_blocks(design) if blocks is None else blocks
     return {
         "rows": tuple(jnp.asarray(r @ basis.R, dtype) for r in blocks.rows),
-        "index": jnp.asarray(blocks.index),
         "R": jnp.asarray(basis.R, dtype),
         "phi_loc": jnp.asarray(basis.R.T @ basis.m0, dtype),
         "fixed_sd": jnp.asarray(np.sqrt(basis.fixed_var), dtype),
@@ -180,7 +184,9 @@ def mrp_logit_identified(
     rows : tuple of arrays (combinations_b, r)
         The cells' design matrix in blocks (:mod:`mrp_numpyro.blocks`) times the basis ``R``
         of the identified directions.
-    index : int array (cells, blocks)
+    index : int array (cells, blocks), or None
+        ``None``: the cells are every combination of the blocks' rows
+        (:func:`mrp_numpyro.blocks.likelihood_arrays`).
     R : array (P, r)
     phi_loc : array (r,)
         Prior mean of ``phi``.
@@ -188,7 +194,7 @@ def mrp_logit_identified(
         Prior sds of the intercept and the coefficients.
     theta_group : int array (P,)
         The group of each element of ``theta`` (-1 for the intercept and coefficients).
-    trials, successes : arrays (cells,)
+    trials, successes : arrays (cells,), or over the grid of the blocks' combinations
     group_names : tuple of str
     priors : Priors
     """
@@ -201,7 +207,7 @@ def mrp_logit_identified(
     upper = jnp.linalg.qr(std[:, None] * R, mode="r")
     sign = jnp.where(jnp.diagonal(upper) < 0, -1.0, 1.0)
     phi = numpyro.sample("phi", dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
-    with numpyro.plate("cells", index.shape[0]):
+    with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample("y", dist.Binomial(total_count=trials, logits=block_predictor(phi, rows, index)), obs=successes)
 
 

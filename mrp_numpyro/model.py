@@ -23,7 +23,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .blocks import CellBlocks, block_predictor, cell_blocks
+from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks, likelihood_arrays
 from .centring import Centring, centring_for, centring_weights
 from .design import CellArrays, Design
 from .priors import Priors
@@ -57,11 +57,13 @@ def mrp_logit(
     rows : tuple of arrays (combinations_b, P)
         The cells' design matrix ``D`` (intercept, centred predictors, one-hot levels of
         every group) in blocks, :attr:`mrp_numpyro.blocks.CellBlocks.rows`.
-    index : int array (cells, blocks)
-        Each cell's row in every block (:attr:`~mrp_numpyro.blocks.CellBlocks.index`).
-    trials : array (cells,)
+    index : int array (cells, blocks), or None
+        Each cell's row in every block (:attr:`~mrp_numpyro.blocks.CellBlocks.index`);
+        ``None``: the cells are every combination of the blocks' rows
+        (:func:`mrp_numpyro.blocks.likelihood_arrays`).
+    trials : int array (cells,), or (combinations_0, ..., combinations_B) over the grid
         Respondents per cell.
-    successes : array (cells,), optional
+    successes : int array, same shape as ``trials``, optional
         Observed "1" answers per cell; ``None`` samples them (prior/posterior prediction).
     coef_scale : array (p,)
         Prior standard deviation of each coefficient (already autoscaled).
@@ -92,7 +94,7 @@ def mrp_logit(
             with numpyro.plate(name, size):
                 theta.append(sd ** (1.0 - c) * numpyro.sample(partial_site_name(name), dist.Normal(0.0, sd**c)))
     eta = block_predictor(jnp.concatenate(theta), rows, index)
-    with numpyro.plate("cells", index.shape[0]):
+    with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample("y", dist.Binomial(total_count=trials, logits=eta), obs=successes)
 
 
@@ -151,6 +153,7 @@ def build_model(
     dtype=np.float32,
     parameterization: str = "noncentred",
     sd_guess: Mapping[str, float] | None = None,
+    max_grid_ratio: float = GRID_MAX_RATIO,
 ) -> MRPModel:
     """Bind the model's static settings and the survey arrays.
 
@@ -167,6 +170,10 @@ def build_model(
         likelihood cannot see (:mod:`mrp_numpyro.identified`), which removes their funnels.
     sd_guess : mapping of group name to float, optional
         Each group's standard deviation as a pilot fit estimates it; required by ``partial``.
+    max_grid_ratio : float
+        The likelihood runs over every combination of the blocks' rows while there are at
+        most this many per survey cell, else over the survey cells
+        (:func:`mrp_numpyro.blocks.likelihood_arrays`); the log density is the same.
     """
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"model.parameterization must be one of {list(PARAMETERIZATIONS)}, got {parameterization!r}")
@@ -174,10 +181,13 @@ def build_model(
         raise ValueError("model.parameterization=partial needs sd_guess, the group sds of a pilot fit")
     s = design.survey
     count_dtype = jnp.int64 if np.dtype(dtype).itemsize == 8 else jnp.int32
-    counts = {
+    blocks = cell_blocks(design)
+    cells = likelihood_arrays(blocks, s.trials, s.successes, max_grid_ratio)
+    likelihood = {
+        "index": None if cells["index"] is None else jnp.asarray(cells["index"]),
         # Integer counts: Binomial needs them to simulate data when successes is None.
-        "trials": jnp.asarray(s.trials, count_dtype),
-        "successes": jnp.asarray(s.successes, count_dtype),
+        "trials": jnp.asarray(cells["trials"], count_dtype),
+        "successes": jnp.asarray(cells["successes"], count_dtype),
     }
     sd_sites = tuple(site_names(g)[0] for g in design.group_names)
     if parameterization == "identified":
@@ -190,7 +200,7 @@ def build_model(
             design,
             priors,
             fn,
-            {**identified_arrays(design, basis, dtype), **counts},
+            {**identified_arrays(design, basis, dtype, blocks), **likelihood},
             latent_sites=("phi",) + sd_sites,
             effects=partial(recover_effects, design=design, basis=basis),
             parameterization=parameterization,
@@ -202,8 +212,7 @@ def build_model(
         group_sizes=design.group_sizes,
         priors=priors,
     )
-    blocks = cell_blocks(design)
-    kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), "index": jnp.asarray(blocks.index), **counts}
+    kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
     latent = ("Intercept",) + (("beta",) if design.fixed_names else ())
     if parameterization == "partial":
         centring = centring_for(design, sd_guess)

@@ -3,13 +3,16 @@
 import jax
 import numpy as np
 import pytest
+from numpyro import handlers
+from numpyro.infer.util import log_density
 
-from mrp_numpyro.blocks import block_predictor, cell_blocks, design_matrix
+from mrp_numpyro.blocks import GRID_MAX_RATIO, block_predictor, cell_blocks, design_matrix, likelihood_arrays
 from mrp_numpyro.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
 from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.model import cell_logits
+from mrp_numpyro.model import build_model, cell_logits
+from mrp_numpyro.priors import Priors
 
 # The case study's formula, as conf/model/default.yaml has it.
 CCES_FORMULA = compose_config().model.formula
@@ -77,3 +80,58 @@ def test_block_predictor_equals_the_term_by_term_logits(data):
     # The poststratifier's predictions, blocked over the table's cells, are the same sums.
     for cells in (design.survey, design.poststrat):
         np.testing.assert_allclose(cell_logits(draws, design, cells), _term_by_term(draws, design, cells), atol=1e-10)
+
+
+def test_likelihood_arrays_put_every_cell_once_on_the_grid(data):
+    design = build_design(parse_formula(CCES_FORMULA), data)
+    blocks, s = cell_blocks(design), design.survey
+    ratio = np.prod(blocks.grid_shape) / s.n_cells
+    grid = likelihood_arrays(blocks, s.trials, s.successes, max_grid_ratio=ratio)
+    assert grid["index"] is None and grid["trials"].shape == grid["successes"].shape == blocks.grid_shape
+    at_cells = tuple(blocks.index.T)
+    np.testing.assert_array_equal(grid["trials"][at_cells], s.trials)
+    np.testing.assert_array_equal(grid["successes"][at_cells], s.successes)
+    # Every other combination is empty.
+    assert grid["trials"].sum() == s.trials.sum() and grid["successes"].sum() == s.successes.sum()
+    assert np.count_nonzero(grid["trials"]) == s.n_cells
+    # A sparser grid than allowed keeps the survey's cells.
+    cells = likelihood_arrays(blocks, s.trials, s.successes, max_grid_ratio=0.99 * ratio)
+    assert cells["index"] is blocks.index
+    np.testing.assert_array_equal(cells["trials"], s.trials)
+    assert (ratio <= GRID_MAX_RATIO) == (likelihood_arrays(blocks, s.trials, s.successes)["index"] is None)
+
+
+def test_grid_predictor_holds_the_cells_predictor(data):
+    design = build_design(parse_formula(CCES_FORMULA), data)
+    blocks = cell_blocks(design)
+    theta = np.random.default_rng(2).normal(size=design_matrix(design).shape[1])
+    with jax.enable_x64(True):
+        grid = np.asarray(block_predictor(theta, blocks.rows, None))
+        cells = np.asarray(block_predictor(theta, blocks.rows, blocks.index))
+    assert grid.shape == blocks.grid_shape
+    np.testing.assert_allclose(grid[tuple(blocks.index.T)], cells, atol=1e-12)
+    # Every combination is the sum of its blocks' values.
+    values = [r @ theta for r in blocks.rows]
+    np.testing.assert_allclose(grid, values[0][:, None] + values[1][None, :], atol=1e-12)
+
+
+@pytest.mark.parametrize("parameterization", ["noncentred", "partial", "identified"])
+def test_grid_and_cells_give_the_same_log_density(data, parameterization):
+    """Empty combinations have zero trials, which add exactly nothing to the log likelihood."""
+    design = build_design(parse_formula(CCES_FORMULA), data)
+    sd_guess = {g: 0.4 for g in design.group_names}
+    with jax.enable_x64(True):
+        grid, cells = (
+            build_model(design, Priors(), np.float64, parameterization, sd_guess, max_grid_ratio=r) for r in (np.inf, 0.0)
+        )
+        assert grid.kwargs["index"] is None and cells.kwargs["index"] is not None
+        prior = handlers.trace(handlers.seed(cells.fn, 1)).get_trace(**{**cells.kwargs, "successes": None})
+        params = {k: prior[k]["value"] for k in cells.latent_sites}
+        lp_grid, _ = log_density(grid.fn, (), dict(grid.kwargs), params)
+        lp_cells, _ = log_density(cells.fn, (), dict(cells.kwargs), params)
+        assert float(lp_grid) == pytest.approx(float(lp_cells), rel=1e-12)
+        # Simulated answers (successes=None) over the grid: none where nobody was asked.
+        y = handlers.trace(handlers.seed(grid.fn, 2)).get_trace(**{**grid.kwargs, "successes": None})["y"]["value"]
+        assert y.shape == grid.kwargs["trials"].shape
+        assert np.all(np.asarray(y)[np.asarray(grid.kwargs["trials"]) == 0] == 0)
+        assert np.all(np.asarray(y) <= np.asarray(grid.kwargs["trials"]))
