@@ -20,7 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
+from numpyro.infer.autoguide import AutoDiagonalNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal
 from numpyro.infer.util import log_density
+
+from .guides import AutoCoupledNormal
 
 __all__ = ["KHAT_GOOD", "KHAT_BAD", "PSIS", "psis", "guide_draws_and_log_ratios", "importance_resample", "verdict"]
 
@@ -67,6 +70,15 @@ def psis(log_ratios: np.ndarray) -> PSIS:
     return PSIS(float(khat), smoothed, float(1.0 / np.sum(w**2)))
 
 
+# Guides that draw one latent vector from a distribution whose density is evaluated in
+# closed form at any point (affine and scale-coupling transforms of a normal). Their draws
+# are taken in one call per chunk and the guide is evaluated at them, a program that
+# compiles in less than half the time of running the seeded guide once per draw. An
+# inverse autoregressive flow has no cheap inverse, so its density is only cheap at its
+# own draws: it and any other guide take the seeded path.
+_CLOSED_FORM_GUIDES = (AutoDiagonalNormal, AutoMultivariateNormal, AutoLowRankMultivariateNormal, AutoCoupledNormal)
+
+
 def guide_draws_and_log_ratios(
     model_fn: Callable,
     guide,
@@ -88,23 +100,36 @@ def guide_draws_and_log_ratios(
     log_ratios : array (num_draws,)
     """
     latent_names = tuple(latent_names)
+    if isinstance(guide, _CLOSED_FORM_GUIDES):
+        site = f"_{guide.prefix}_latent"
 
-    def one(key, params, kwargs):
-        log_q, trace = log_density(handlers.seed(guide, key), (), kwargs, params)
+        def guide_density(u, params, kwargs):
+            return log_density(handlers.condition(guide, {site: u}), (), kwargs, params)
+
+        draw = jax.jit(lambda key, params: guide.get_posterior(params).sample(key, (chunk_size,)))
+
+        def chunk_inputs(key):
+            return draw(key, params)
+    else:
+
+        def guide_density(key, params, kwargs):
+            return log_density(handlers.seed(guide, key), (), kwargs, params)
+
+        def chunk_inputs(key):
+            return jax.random.split(key, chunk_size)
+
+    def one(x, params, kwargs):
+        log_q, trace = guide_density(x, params, kwargs)
         latent = {k: trace[k]["value"] for k in latent_names}
         log_p, _ = log_density(model_fn, (), kwargs, latent)
         return latent, log_p - log_q
 
     # Parameters and survey arrays are arguments, not constants folded into the program,
-    # which would slow its compilation.
+    # which would slow its compilation. Every chunk has one shape: one compilation.
     batch = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
-    keys = jax.random.split(rng_key, num_draws)
     draws, ratios = [], []
-    for start in range(0, num_draws, chunk_size):
-        chunk = keys[start : start + chunk_size]
-        if chunk.shape[0] < chunk_size:  # pad so that every chunk has one compiled shape
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], chunk_size - chunk.shape[0], axis=0)])
-        d, r = jax.device_get(batch(chunk, params, model_kwargs))
+    for start, key in zip(range(0, num_draws, chunk_size), jax.random.split(rng_key, -(-num_draws // chunk_size))):
+        d, r = jax.device_get(batch(chunk_inputs(key), params, model_kwargs))
         n = min(chunk_size, num_draws - start)
         draws.append({k: np.asarray(v)[:n] for k, v in d.items()})
         ratios.append(np.asarray(r)[:n])
