@@ -194,13 +194,15 @@ def test_nuts_with_progress_bars_runs_chains_in_batches(design):
 
 
 @pytest.mark.parametrize(("backend", "expected"), [("gpu", "vectorized"), ("cpu", "sequential")])
-def test_nuts_on_one_device_vectorizes_chains_only_on_a_gpu(design, monkeypatch, backend, expected):
+def test_nuts_on_one_device_vectorizes_chains_only_on_a_gpu(design, monkeypatch, caplog, backend, expected):
     """One GPU runs 4 chains as one batch; one CPU device runs them one after the other."""
     from mrp_numpyro.inference import fit_nuts
     from mrp_numpyro.inference import nuts as nuts_module
 
     monkeypatch.setattr(nuts_module.jax, "local_device_count", lambda *a, **k: 1)
     monkeypatch.setattr(nuts_module.jax, "default_backend", lambda: backend)
-    fit = fit_nuts(build_model(design, Priors()), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=4)
+    with caplog.at_level("INFO", logger="mrp_numpyro.inference.nuts"):
+        fit = fit_nuts(build_model(design, Priors()), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=4)
     assert fit.diagnostics["chain_method"] == expected
+    assert f"1 JAX device(s) for 4 chains: {expected}" in caplog.text
     assert fit.draws["z_state"].shape[:2] == (4, 10) and len(np.unique(fit.draws["Intercept"][:, 0])) == 4

@@ -84,9 +84,12 @@ def test_mrp_demo_on_synthetic_data(tmp_path):
 
 def test_profile_fit_gradient_timing(data_dir):
     out = load("profile_fit").child(part="gradient", data_dir=str(data_dir), n=2000)
-    assert out["term_by_term_ms"] > 0 and out["blocked_ms"] > 0
+    for layout in ("term_by_term", "cells", "grid"):
+        assert out[f"{layout}_ms_1"] > 0 and out[f"{layout}_ms_2"] > 0
     # Every cell is covered by the blocks; there are fewer blocks than terms.
     assert 1 <= len(out["blocks"]) < 8 and max(out["blocks"]) <= out["cells"]
+    # 2,000 respondents fill too little of the grid for the model to run over it.
+    assert np.prod(out["blocks"]) > 2 * out["cells"] and out["default"] == "cells"
 
 
 def test_nuts_seeds_run_and_divergent_tails(tmp_path, data_dir):

@@ -117,7 +117,8 @@ def fit_nuts(
             # the other, all in one compiled program.
             method = chains_per_device(used)
         if used < num_chains:
-            log.info("%d JAX device(s) for %d chains: %s", devices, num_chains, getattr(method, "__name__", f"batches of {used}"))
+            how = method.__name__ if callable(method) else f"batches of {used}" if len(runs) > 1 else method
+            log.info("%d JAX device(s) for %d chains: %s", devices, num_chains, how)
     start = time.perf_counter()
     rng_key, key_effects = jax.random.split(rng_key)
     keys = jax.random.split(rng_key, len(runs)) if len(runs) > 1 else [rng_key]
