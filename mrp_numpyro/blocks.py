@@ -38,10 +38,10 @@ from .design import CellArrays, Design
 __all__ = ["CellBlocks", "cell_blocks", "design_matrix", "block_predictor", "likelihood_arrays", "GRID_MAX_RATIO"]
 
 # The grid is used while it has at most this many combinations per survey cell. One
-# log-density gradient of the CCES model, a chain on each of 2 Intel cores
-# (experiments/profile_fit.py): over the full CCES's 6,603 cells 0.046 ms, over its grid
-# of 12,000 (ratio 1.8) 0.034 ms; at n = 10,000, 3,444 cells 0.027 ms, grid of 11,700
-# (ratio 3.4) 0.033 ms. The two break even near a ratio of 2.5.
+# log-density gradient of the CCES model with a chain on each of 2 Intel cores
+# (experiments/profile_fit.py, BENCHMARKS.md): over the full CCES's grid of 12,000 (1.8
+# per cell) about 0.72 of the time over its 6,603 cells; at n = 10,000, a grid of 11,700
+# over 3,444 cells (3.4 per cell), about 1.25 times. They break even near 2.5.
 GRID_MAX_RATIO = 2.0
 
 
