@@ -94,11 +94,10 @@ if args["part"] == "gradient":
     tbt = partial(term_by_term, coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), jnp.float32))
     # The likelihood over the survey cells (gathers) and over the grid of the blocks'
     # combinations (mrp_numpyro.blocks.likelihood_arrays).
-    layouts = {"cells": 0.0, "grid": float("inf")}
+    layouts = {layout: mrp.build_model(design, priors, max_grid_ratio=ratio) for layout, ratio in (("cells", 0.0), ("grid", float("inf")))}
     for devices in (1, 2):
         out[f"term_by_term_ms_{devices}"] = gradient_ms(tbt, tbt_kwargs, devices=devices)
-        for layout, ratio in layouts.items():
-            m = mrp.build_model(design, priors, max_grid_ratio=ratio)
+        for layout, m in layouts.items():
             out[f"{layout}_ms_{devices}"] = gradient_ms(m.fn, dict(m.kwargs), devices=devices)
     out["blocks"] = [len(r) for r in model.kwargs["rows"]]
     out["default"] = "grid" if model.kwargs["index"] is None else "cells"
