@@ -2,8 +2,9 @@
 
 Write every regression effect of the model as one vector ``theta = (Intercept, beta, a_1,
 ..., a_G)`` (``a_g`` the varying intercepts of group ``g``); the linear predictor of the
-survey cells is ``eta = D @ theta``, with ``D`` (:func:`design_matrix`) holding a column of
-ones, the predictors and the one-hot levels of every group. Evaluated term by term, that is
+survey cells is ``eta = D @ theta``, with ``D`` (:meth:`mrp_numpyro.design.Design.design_matrix`,
+in the order of :class:`mrp_numpyro.layout.ParameterLayout`) holding a column of ones, the
+predictors and the one-hot levels of every group. Evaluated term by term, that is
 one gather over all cells per group (and one scatter-add per group in the gradient): with
 the 2018 CCES formula, seven of each over 6,603 cells, plus a cells x predictors product.
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from .design import CellArrays, Design
 
-__all__ = ["CellBlocks", "cell_blocks", "design_matrix", "block_predictor", "likelihood_arrays", "GRID_MAX_RATIO"]
+__all__ = ["CellBlocks", "cell_blocks", "block_predictor", "likelihood_arrays", "GRID_MAX_RATIO"]
 
 # The grid is used while it has at most this many combinations per survey cell. One
 # log-density gradient of the CCES model with a chain on each of 2 Intel cores
@@ -77,17 +78,6 @@ class CellBlocks:
         return np.ravel_multi_index(tuple(self.index.T), self.grid_shape)
 
 
-def design_matrix(design: Design, cells: CellArrays | None = None) -> np.ndarray:
-    """``D``: one row per cell (the survey's by default), columns intercept, predictors, one-hot group levels."""
-    s = design.survey if cells is None else cells
-    cols = [np.ones((s.n_cells, 1)), np.asarray(s.X, np.float64)]
-    for g, size in enumerate(design.group_sizes):
-        onehot = np.zeros((s.n_cells, size))
-        onehot[np.arange(s.n_cells), s.group_index[:, g]] = 1.0
-        cols.append(onehot)
-    return np.hstack(cols)
-
-
 def _combinations(a: np.ndarray, b: np.ndarray | None = None) -> tuple[int, np.ndarray]:
     """Distinct combinations of two code vectors (cells,): their number and each cell's.
 
@@ -124,17 +114,15 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
     CellBlocks
     """
     s = design.survey if cells is None else cells
-    D = design_matrix(design, s)
+    D = design.design_matrix(s)
     p = s.X.shape[1]
     n_cells = s.n_cells
-    # (columns of D, codes over the cells) of every term.
-    terms: list[tuple[list[int], np.ndarray]] = [([0], np.zeros(n_cells, np.int64))]
-    for j in range(p):
-        terms.append(([1 + j], np.unique(s.X[:, j], return_inverse=True)[1].ravel()))
-    start = 1 + p
-    for g, size in enumerate(design.group_sizes):
-        terms.append((list(range(start, start + size)), s.group_index[:, g].astype(np.int64)))
-        start += size
+    # Codes over the cells of every term of the layout: the intercept (one value), each
+    # predictor (its distinct values), each group (its levels).
+    codes = [np.zeros(n_cells, np.int64)]
+    codes += [np.unique(s.X[:, j], return_inverse=True)[1].ravel() for j in range(p)]
+    codes += [s.group_index[:, g].astype(np.int64) for g in range(len(design.group_sizes))]
+    terms: list[tuple[list[int], np.ndarray]] = list(zip(design.layout.term_columns(), codes))
     # (columns of D, combination of each cell, number of combinations) of every block.
     blocks = [(cols, inverse, count) for cols, codes in terms for count, inverse in [_combinations(codes)]]
     limit = max(1, int(max_fraction * n_cells))

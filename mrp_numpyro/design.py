@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .formula import ModelSpec
+from .layout import ParameterLayout
 from .priors import autoscale_denominators
 from .schema import DataError, MRPData
 
@@ -53,21 +54,48 @@ class CellArrays:
 
 @dataclass(frozen=True)
 class Design:
-    """Formula, column names, level labels and the survey and poststratification arrays."""
+    """Formula, the parameter layout and the survey and poststratification arrays.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    layout : ParameterLayout
+        Names and places of the intercept, the coefficients and every group's levels.
+    x_center, x_scale : arrays (p,)
+        The predictors' respondent means (subtracted from ``X``) and rstanarm's autoscale
+        denominators.
+    survey, poststrat : CellArrays
+    n_respondents : int
+    """
 
     spec: ModelSpec
-    fixed_names: tuple[str, ...]
+    layout: ParameterLayout
     x_center: np.ndarray
     x_scale: np.ndarray
-    group_names: tuple[str, ...]
-    group_levels: tuple[tuple[str, ...], ...]
     survey: CellArrays
     poststrat: CellArrays
     n_respondents: int
 
     @property
+    def fixed_names(self) -> tuple[str, ...]:
+        return self.layout.fixed_names
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return self.layout.group_names
+
+    @property
+    def group_levels(self) -> tuple[tuple[str, ...], ...]:
+        return self.layout.group_levels
+
+    @property
     def group_sizes(self) -> tuple[int, ...]:
-        return tuple(len(levels) for levels in self.group_levels)
+        return self.layout.group_sizes
+
+    def design_matrix(self, cells: CellArrays | None = None) -> np.ndarray:
+        """``D`` of some cells, the survey's by default (:meth:`ParameterLayout.design_matrix`)."""
+        cells = self.survey if cells is None else cells
+        return self.layout.design_matrix(cells.X, cells.group_index)
 
 
 def _levels(data: MRPData, column: str) -> tuple:
@@ -209,11 +237,9 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     )
     return Design(
         spec=spec,
-        fixed_names=fixed_names,
+        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels)),
         x_center=center,
         x_scale=scale,
-        group_names=tuple(g.name for g in spec.groups),
-        group_levels=group_levels,
         survey=survey,
         poststrat=post,
         n_respondents=int(trials.sum()),

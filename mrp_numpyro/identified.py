@@ -35,9 +35,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .blocks import CellBlocks, block_predictor, cell_blocks, design_matrix
+from .blocks import CellBlocks, block_predictor, cell_blocks
 from .design import Design
-from .model import site_names
+from .layout import SITES, ParameterLayout
 from .priors import Priors
 
 __all__ = ["IdentifiedBasis", "identified_basis", "mrp_logit_identified", "recover_effects"]
@@ -61,7 +61,7 @@ class IdentifiedBasis:
         Prior mean of ``theta``.
     fixed_var : array (1 + p,)
         Prior variances of the intercept and the coefficients.
-    group_slices : tuple of (start, stop)
+    layout : ParameterLayout
         Where each group's intercepts sit in ``theta``.
     """
 
@@ -69,18 +69,18 @@ class IdentifiedBasis:
     N: np.ndarray
     m0: np.ndarray
     fixed_var: np.ndarray
-    group_slices: tuple[tuple[int, int], ...]
+    layout: ParameterLayout
 
     @property
     def rank(self) -> int:
         return self.R.shape[1]
 
-    def prior_variances(self, sd: Mapping[str, np.ndarray], group_names) -> np.ndarray:
+    def prior_variances(self, sd: Mapping[str, np.ndarray]) -> np.ndarray:
         """Prior variance of every element of ``theta`` for draws of the group sds: (draws, P)."""
         n = len(next(iter(sd.values())))
         parts = [np.broadcast_to(self.fixed_var, (n, len(self.fixed_var)))]
-        for name, (start, stop) in zip(group_names, self.group_slices):
-            parts.append(np.repeat(np.asarray(sd[name], np.float64)[:, None] ** 2, stop - start, axis=1))
+        for slot in self.layout.groups:
+            parts.append(np.repeat(np.asarray(sd[slot.name], np.float64)[:, None] ** 2, slot.size, axis=1))
         return np.concatenate(parts, axis=1)
 
 
@@ -123,34 +123,29 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
         the groups from the fewest levels to the most), see :func:`_grouped`; otherwise the
         singular vectors of the design matrix.
     """
-    D = design_matrix(design)
+    layout = design.layout
+    D = design.design_matrix()
     # Only the right singular vectors are needed: with at least as many cells as columns the
     # thin SVD has all of them (and skips a cells x cells matrix); otherwise ask for all.
     _, sv, vt = np.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1])
     rank = int(np.sum(sv > sv[0] * NULL_RTOL))
     row_basis = vt[:rank].T
     if grouped:
-        p = len(design.fixed_names)
-        starts = np.cumsum([1 + p] + list(design.group_sizes))[:-1]
-        order = list(range(1 + p))
-        for g in np.argsort(design.group_sizes, kind="stable"):
-            order.extend(range(starts[g], starts[g] + design.group_sizes[g]))
+        order = list(range(layout.n_fixed))
+        for g in np.argsort(layout.group_sizes, kind="stable"):
+            order.extend(range(layout.groups[g].start, layout.groups[g].stop))
         row_basis = _grouped(row_basis, order)
-    p = len(design.fixed_names)
+    p = layout.n_coefficients
     coef_scale = priors.coef_scales(design.x_scale) if p else np.zeros(0)
     m0 = np.zeros(D.shape[1])
     m0[0] = priors.intercept_loc
-    m0[1 : 1 + p] = priors.coef_loc
-    slices, start = [], 1 + p
-    for size in design.group_sizes:
-        slices.append((start, start + size))
-        start += size
+    m0[1 : layout.n_fixed] = priors.coef_loc
     return IdentifiedBasis(
         R=row_basis,
         N=vt[rank:].T,
         m0=m0,
         fixed_var=np.concatenate([[priors.intercept_scale**2], np.asarray(coef_scale, np.float64) ** 2]),
-        group_slices=tuple(slices),
+        layout=layout,
     )
 
 
@@ -161,9 +156,7 @@ def identified_arrays(design: Design, basis: IdentifiedBasis, dtype, blocks: Cel
     when not given); the cells' ``index`` and counts come from
     :func:`~mrp_numpyro.blocks.likelihood_arrays`.
     """
-    theta_group = np.full(basis.R.shape[0], -1)
-    for g, (a, b) in enumerate(basis.group_slices):
-        theta_group[a:b] = g
+    theta_group = basis.layout.theta_group()
     blocks = cell_blocks(design) if blocks is None else blocks
     return {
         "rows": tuple(jnp.asarray(r @ basis.R, dtype) for r in blocks.rows),
@@ -198,7 +191,7 @@ def mrp_logit_identified(
     group_names : tuple of str
     priors : Priors
     """
-    sds = [numpyro.sample(site_names(name)[0], dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
+    sds = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
     sds = jnp.stack(sds) if sds else jnp.zeros(0, fixed_sd.dtype)
     n_fixed = fixed_sd.shape[0]
     std = jnp.concatenate([fixed_sd, sds[theta_group[n_fixed:]]])
@@ -206,9 +199,9 @@ def mrp_logit_identified(
     # computed without squaring the condition number (prior sds span 2.5 down to ~1e-3).
     upper = jnp.linalg.qr(std[:, None] * R, mode="r")
     sign = jnp.where(jnp.diagonal(upper) < 0, -1.0, 1.0)
-    phi = numpyro.sample("phi", dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
+    phi = numpyro.sample(SITES.identified, dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
     with numpyro.plate_stack("cells", trials.shape):
-        numpyro.sample("y", dist.Binomial(total_count=trials, logits=block_predictor(phi, rows, index)), obs=successes)
+        numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=block_predictor(phi, rows, index)), obs=successes)
 
 
 def recover_effects(
@@ -226,16 +219,16 @@ def recover_effects(
     dict
         ``Intercept``, ``beta`` (when there are predictors), ``sd_<g>`` and ``z_<g>``, (draws, ...).
     """
-    phi = np.asarray(draws["phi"], np.float64)
+    phi = np.asarray(draws[SITES.identified], np.float64)
     n = len(phi)
-    sd = {g: np.asarray(draws[site_names(g)[0]], np.float64) for g in design.group_names}
+    sd = {g: np.asarray(draws[SITES.sd(g)], np.float64) for g in design.group_names}
     R, N, m0 = basis.R, basis.N, basis.m0
     theta = phi @ R.T
     if N.shape[1]:
         noise = np.asarray(jax.random.normal(rng_key, (n, N.shape[1])), np.float64)
         for start in range(0, n, chunk_size):
             sl = slice(start, min(n, start + chunk_size))
-            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()}, design.group_names)
+            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()})
             # psi | phi, sd: precision N' diag(prec) N, mean from the prior's pull towards m0.
             lam = np.einsum("pk,np,pl->nkl", N, prec, N)
             rhs = np.einsum("pk,np->nk", N, prec * (m0 - theta[sl]))
@@ -244,12 +237,4 @@ def recover_effects(
             # x = L'^-1 e has covariance (L L')^-1 = lam^-1.
             dev = np.linalg.solve(np.swapaxes(chol, -1, -2), noise[sl][..., None])[..., 0]
             theta[sl] += (mean + dev) @ N.T
-    out = {"Intercept": theta[:, 0]}
-    p = len(design.fixed_names)
-    if p:
-        out["beta"] = theta[:, 1 : 1 + p]
-    for name, (a, b) in zip(design.group_names, basis.group_slices):
-        sd_name, z_name = site_names(name)
-        out[sd_name] = sd[name]
-        out[z_name] = theta[:, a:b] / sd[name][:, None]
-    return out
+    return basis.layout.unpack(theta, sd)

@@ -26,16 +26,12 @@ import numpyro.distributions as dist
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks, likelihood_arrays
 from .centring import Centring, centring_for, centring_weights
 from .design import CellArrays, Design
+from .layout import SITES, pack
 from .priors import Priors
 
-__all__ = ["mrp_logit", "MRPModel", "build_model", "site_names", "cell_logits", "cell_logits_by_cell", "PARAMETERIZATIONS"]
+__all__ = ["mrp_logit", "MRPModel", "build_model", "cell_logits", "cell_logits_by_cell", "PARAMETERIZATIONS"]
 
 PARAMETERIZATIONS = ("noncentred", "partial", "identified")
-
-
-def site_names(group: str) -> tuple[str, str]:
-    """Sample-site names of a varying intercept's standard deviation and standardised effects."""
-    return f"sd_{group}", f"z_{group}"
 
 
 def mrp_logit(
@@ -77,30 +73,24 @@ def mrp_logit(
         and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
         intercepts ``sd z``. ``None``: non-centred.
     """
-    theta = [jnp.atleast_1d(numpyro.sample("Intercept", dist.Normal(priors.intercept_loc, priors.intercept_scale)))]
-    if coef_scale.shape[0]:
-        theta.append(numpyro.sample("beta", dist.Normal(priors.coef_loc, coef_scale).to_event(1)))
+    intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
+    beta = numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1)) if coef_scale.shape[0] else None
     sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
+    effects = []
     if centring is None:
         for name, size in zip(group_names, group_sizes):
-            sd_name, z_name = site_names(name)
-            sd = numpyro.sample(sd_name, sd_prior)
+            sd = numpyro.sample(SITES.sd(name), sd_prior)
             with numpyro.plate(name, size):
-                theta.append(sd * numpyro.sample(z_name, dist.Normal(0.0, 1.0)))
+                effects.append(sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0)))
     else:
         # Every sd first: a main effect's weights depend on its interactions' sds.
-        sds = [numpyro.sample(site_names(name)[0], sd_prior) for name in group_names]
+        sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
         for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring)):
             with numpyro.plate(name, size):
-                theta.append(sd ** (1.0 - c) * numpyro.sample(partial_site_name(name), dist.Normal(0.0, sd**c)))
-    eta = block_predictor(jnp.concatenate(theta), rows, index)
+                effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
+    eta = block_predictor(pack(intercept, beta, effects), rows, index)
     with numpyro.plate_stack("cells", trials.shape):
-        numpyro.sample("y", dist.Binomial(total_count=trials, logits=eta), obs=successes)
-
-
-def partial_site_name(group: str) -> str:
-    """Sample-site name of a group's partially centred intercepts ``u``."""
-    return f"u_{group}"
+        numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
 
 
 def _same_effects(draws, rng_key):
@@ -110,11 +100,12 @@ def _same_effects(draws, rng_key):
 
 def _decentre(draws, rng_key, *, group_names, centring):
     """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds."""
-    out = {k: v for k, v in draws.items() if not k.startswith("u_")}
-    sds = [np.asarray(draws[site_names(name)[0]], np.float64) for name in group_names]
+    centred = {SITES.centred(name) for name in group_names}
+    out = {k: v for k, v in draws.items() if k not in centred}
+    sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
     for name, sd, c in zip(group_names, sds, centring_weights(sds, centring)):
-        u = np.asarray(draws[partial_site_name(name)], np.float64)
-        out[site_names(name)[1]] = u * sd[:, None] ** -c
+        u = np.asarray(draws[SITES.centred(name)], np.float64)
+        out[SITES.z(name)] = u * sd[:, None] ** -c
     return out
 
 
@@ -189,7 +180,7 @@ def build_model(
         "trials": jnp.asarray(cells["trials"], count_dtype),
         "successes": jnp.asarray(cells["successes"], count_dtype),
     }
-    sd_sites = tuple(site_names(g)[0] for g in design.group_names)
+    layout = design.layout
     if parameterization == "identified":
         # Imported here: identified builds on this module's site names.
         from .identified import identified_arrays, identified_basis, mrp_logit_identified, recover_effects
@@ -201,7 +192,7 @@ def build_model(
             priors,
             fn,
             {**identified_arrays(design, basis, dtype, blocks), **likelihood},
-            latent_sites=("phi",) + sd_sites,
+            latent_sites=(SITES.identified,) + layout.sd_sites,
             effects=partial(recover_effects, design=design, basis=basis),
             parameterization=parameterization,
         )
@@ -213,17 +204,13 @@ def build_model(
         priors=priors,
     )
     kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
-    latent = ("Intercept",) + (("beta",) if design.fixed_names else ())
     if parameterization == "partial":
         centring = centring_for(design, sd_guess)
         fn = partial(fn, centring=centring)
-        for g in design.group_names:
-            latent += (site_names(g)[0], partial_site_name(g))
+        latent = layout.fixed_sites + tuple(s for g in layout.group_names for s in (SITES.sd(g), SITES.centred(g)))
         effects = partial(_decentre, group_names=design.group_names, centring=centring)
         return MRPModel(design, priors, fn, kwargs, latent_sites=latent, effects=effects, parameterization=parameterization)
-    for g in design.group_names:
-        latent += site_names(g)
-    return MRPModel(design, priors, fn, kwargs, latent_sites=latent)
+    return MRPModel(design, priors, fn, kwargs, latent_sites=layout.shared_sites)
 
 
 def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays) -> np.ndarray:
@@ -256,13 +243,7 @@ def cell_logits_by_cell(
     reuse them over batches, and ``dtype`` to compute in float32.
     """
     blocks = cell_blocks(design, cells=cells) if blocks is None else blocks
-    parts = [np.asarray(draws["Intercept"], dtype)[:, None]]
-    if cells.X.shape[1]:
-        parts.append(np.asarray(draws["beta"], dtype).reshape(len(parts[0]), -1))
-    for name in design.group_names:
-        sd_name, z_name = site_names(name)
-        parts.append(np.asarray(draws[z_name], dtype) * np.asarray(draws[sd_name], dtype)[:, None])
-    theta = np.concatenate(parts, axis=1)  # (draws, P)
+    theta = design.layout.pack_draws(draws, dtype)  # (draws, P)
     eta = np.zeros((cells.n_cells, theta.shape[0]), dtype=dtype)
     for b, rows in enumerate(blocks.rows):
         # Only the block's own columns are non-zero: multiply by those alone.

@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from .layout import SITES, ParameterLayout
 from .outputs import atomic_write, write_text
 
 __all__ = ["pyplot", "save_png", "STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
@@ -122,25 +123,23 @@ def plot_elbo(elbo: np.ndarray, path: Path) -> Path:
     return save_png(fig, path)
 
 
-def plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
+def plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
     """Trace and rank plots of the global parameters (intercept, coefficients, group sds)."""
     with warnings.catch_warnings():
         # arviz 0.2x calls a matplotlib helper that matplotlib 3.11 deprecates; not ours to fix.
         warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping")
-        return _plot_nuts(idata, path_trace, path_rank)
+        return _plot_nuts(idata, path_trace, path_rank, layout)
 
 
-def _plot_nuts(idata, path_trace: Path, path_rank: Path) -> tuple[Path, Path]:
+def _plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
     import arviz as az
 
     plt = pyplot()
-    names = [v for v in idata.posterior.data_vars if v == "Intercept" or v == "beta" or v.startswith("sd_")]
-    layout = {"constrained_layout": True}  # keeps panel titles clear of the tick labels above
-    axes = az.plot_trace(idata, var_names=names, compact=True, figsize=(9, 1.8 * len(names)), backend_kwargs=layout)
+    names = list(layout.global_sites)
+    figure = {"constrained_layout": True}  # keeps panel titles clear of the tick labels above
+    axes = az.plot_trace(idata, var_names=names, compact=True, figsize=(9, 1.8 * len(names)), backend_kwargs=figure)
     save_png(np.ravel(axes)[0].figure, path_trace)
-    axes = az.plot_rank(
-        idata, var_names=["Intercept"] + [n for n in names if n.startswith("sd_")], kind="vlines", backend_kwargs=layout
-    )
+    axes = az.plot_rank(idata, var_names=[SITES.intercept, *layout.sd_sites], kind="vlines", backend_kwargs=figure)
     save_png(np.ravel(axes)[0].figure, path_rank)
     plt.close("all")
     return path_trace, path_rank

@@ -32,7 +32,8 @@ from .device import configure_device
 from .formula import parse_formula
 from .inference.pilot import pilot_sd
 from .inference.result import Fit
-from .model import MRPModel, build_model, site_names
+from .layout import SITES
+from .model import MRPModel, build_model
 from .outputs import level_dim, write_csv, write_json, write_netcdf, write_text
 from .poststratify import Poststratified, poststratify_draws
 from .priors import Priors
@@ -109,16 +110,16 @@ def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
     posterior = dict(fit.draws)
     coords: dict[str, Any] = {}
     dims: dict[str, list[str]] = {}
-    if "beta" in posterior:
+    if SITES.coefficients in posterior:
         coords["coef"] = list(design.fixed_names)
-        dims["beta"] = ["coef"]
-    for name, levels in zip(design.group_names, design.group_levels):
-        sd, z = site_names(name)
-        dim = level_dim(name)
-        coords[dim] = list(levels)
+        dims[SITES.coefficients] = ["coef"]
+    for slot in design.layout.groups:
+        sd, z, effect = SITES.sd(slot.name), SITES.z(slot.name), SITES.effect(slot.name)
+        dim = level_dim(slot.name)
+        coords[dim] = list(slot.levels)
         dims[z] = [dim]
-        dims[f"r_{name}"] = [dim]
-        posterior[f"r_{name}"] = posterior[sd][..., None] * posterior[z]
+        dims[effect] = [dim]
+        posterior[effect] = posterior[sd][..., None] * posterior[z]
     sample_stats = {"diverging": fit.traces["diverging"]} if "diverging" in fit.traces else None
     return az.from_dict(posterior=posterior, sample_stats=sample_stats, coords=coords, dims=dims)
 
@@ -156,7 +157,7 @@ def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]):
     return tables
 
 
-def _write_report(out: Path, config_yaml: str, data: MRPData, fit: Fit, idata: az.InferenceData, tables, summary) -> None:
+def _write_report(out: Path, config_yaml: str, data: MRPData, design: Design, fit: Fit, idata: az.InferenceData, tables, summary) -> None:
     """Figures of the run and the HTML page that shows them."""
     area = data.schema.area
     figures = []
@@ -168,7 +169,7 @@ def _write_report(out: Path, config_yaml: str, data: MRPData, fit: Fit, idata: a
     if "elbo" in fit.traces:
         figures.append(report.plot_elbo(fit.traces["elbo"], out / "elbo.png"))
     if fit.num_chains > 1:
-        figures.extend(report.plot_nuts(idata, out / "trace.png", out / "rank.png"))
+        figures.extend(report.plot_nuts(idata, out / "trace.png", out / "rank.png", design.layout))
     report.write_report(out, summary, config_yaml, tables, figures)
 
 
@@ -320,7 +321,7 @@ def _run(cfg: DictConfig, out: Path | None) -> RunResult:
         summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
         if cfg.get("report", True):
             t = time.perf_counter()
-            _write_report(out, config_yaml, data, fit, idata, tables, summary)
+            _write_report(out, config_yaml, data, design, fit, idata, tables, summary)
             summary["timings_s"]["report"] = round(time.perf_counter() - t, 4)
         # Written last: its presence marks a finished run.
         write_json(out / "summary.json", summary)

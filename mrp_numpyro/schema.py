@@ -108,13 +108,20 @@ class Truth:
         True poststratified value of every area, indexed by area label.
     national : float
         True poststratified national value.
-    params : dict
-        True model parameters (intercept, coefficients, group standard deviations and effects).
+    fixed : dict of str to float
+        True intercept (``Intercept``) and coefficients, by coefficient name (``male``,
+        ``region[South]``).
+    sd : dict of str to float
+        True standard deviation of every varying intercept, by formula term (``male:eth``).
+    effects : dict of str to array
+        True varying intercepts of every term, in the order of the term's levels.
     """
 
     area: pd.Series
     national: float
-    params: Mapping[str, np.ndarray]
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    sd: Mapping[str, float] = field(default_factory=dict)
+    effects: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

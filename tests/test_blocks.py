@@ -6,7 +6,7 @@ import pytest
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
-from mrp_numpyro.blocks import GRID_MAX_RATIO, block_predictor, cell_blocks, design_matrix, likelihood_arrays
+from mrp_numpyro.blocks import GRID_MAX_RATIO, block_predictor, cell_blocks, likelihood_arrays
 from mrp_numpyro.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
@@ -36,7 +36,7 @@ def data():
 def test_blocks_rebuild_the_design_matrix(data, formula):
     design = build_design(parse_formula(formula), data)
     blocks = cell_blocks(design)
-    D = design_matrix(design)
+    D = design.design_matrix()
     np.testing.assert_array_equal(blocks.matrix(), D)
     # Every column of D is in exactly one block.
     cols = np.sort(np.concatenate(blocks.columns))
@@ -104,7 +104,7 @@ def test_likelihood_arrays_put_every_cell_once_on_the_grid(data):
 def test_grid_predictor_holds_the_cells_predictor(data):
     design = build_design(parse_formula(CCES_FORMULA), data)
     blocks = cell_blocks(design)
-    theta = np.random.default_rng(2).normal(size=design_matrix(design).shape[1])
+    theta = np.random.default_rng(2).normal(size=design.design_matrix().shape[1])
     with jax.enable_x64(True):
         grid = np.asarray(block_predictor(theta, blocks.rows, None))
         cells = np.asarray(block_predictor(theta, blocks.rows, blocks.index))

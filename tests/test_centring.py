@@ -9,7 +9,8 @@ from mrp_numpyro.centring import centring_for, centring_weights
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
 from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.model import build_model, partial_site_name, site_names
+from mrp_numpyro.layout import SITES
+from mrp_numpyro.model import build_model
 from mrp_numpyro.priors import Priors
 
 FORMULA = "abortion ~ (1 | state) + (1 | eth) + (1 | age) + male + (1 | male:eth) + repvote"
@@ -109,11 +110,11 @@ def test_partial_model_is_the_noncentred_posterior_in_other_coordinates(design):
             weights = centring_weights(list(sds), centring)
             jacobian = 0.0
             for name, size, sd, c in zip(design.group_names, design.group_sizes, sds, weights):
-                sd_name, z_name = site_names(name)
+                sd_name, z_name = SITES.sd(name), SITES.z(name)
                 z = rng.normal(size=size)
                 params[sd_name] = partial_params[sd_name] = sd
                 params[z_name] = z
-                partial_params[partial_site_name(name)] = sd**c * z
+                partial_params[SITES.centred(name)] = sd**c * z
                 jacobian += np.sum(c) * np.log(sd)
             lp_nc, _ = log_density(nc.fn, (), dict(nc.kwargs), params)
             lp_pc, _ = log_density(pc.fn, (), dict(pc.kwargs), partial_params)
@@ -121,7 +122,7 @@ def test_partial_model_is_the_noncentred_posterior_in_other_coordinates(design):
             # And the effects the outputs use come back as the non-centred z.
             back = pc.effects({k: np.asarray(v)[None] for k, v in partial_params.items()}, jax.random.PRNGKey(0))
             for name in design.group_names:
-                np.testing.assert_allclose(back[site_names(name)[1]][0], params[site_names(name)[1]], rtol=1e-12)
+                np.testing.assert_allclose(back[SITES.z(name)][0], params[SITES.z(name)], rtol=1e-12)
 
 
 def test_partial_needs_the_pilot_sds(design):

@@ -7,7 +7,7 @@ import pytest
 from numpyro import handlers
 from scipy.stats import multivariate_normal
 
-from mrp_numpyro.blocks import block_predictor, design_matrix
+from mrp_numpyro.blocks import block_predictor
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
 from mrp_numpyro.formula import parse_formula
@@ -44,7 +44,7 @@ def theta_vector(draws, design):
 
 
 def test_basis_splits_the_effects_into_seen_and_unseen_directions(design, basis):
-    D = design_matrix(design)
+    D = design.design_matrix()
     Q = np.hstack([basis.R, basis.N])
     np.testing.assert_allclose(Q.T @ Q, np.eye(Q.shape[0]), atol=1e-10)
     # Every null direction leaves every cell's linear predictor unchanged...
@@ -61,7 +61,7 @@ def test_identified_model_sees_the_same_linear_predictor(design, basis):
     draws = random_theta(design, np.random.default_rng(0), 5)
     theta = theta_vector(draws, design)
     eta = cell_logits(draws, design, design.survey)
-    np.testing.assert_allclose(design_matrix(design) @ theta.T, eta.T, atol=1e-9)
+    np.testing.assert_allclose(design.design_matrix() @ theta.T, eta.T, atol=1e-9)
     with jax.enable_x64(True):
         # Over the survey cells, not the grid of combinations, to compare cell by cell.
         model = build_model(design, Priors(), dtype=np.float64, parameterization="identified", max_grid_ratio=0)
@@ -80,7 +80,7 @@ def test_phi_prior_is_the_projected_normal(design, basis):
         phi = rng.normal(size=basis.rank)
         tr = handlers.trace(handlers.substitute(handlers.seed(model.fn, 0), {**sd, "phi": jnp.asarray(phi)})).get_trace(**model.kwargs)
         got = float(tr["phi"]["fn"].log_prob(tr["phi"]["value"]))
-    var = basis.prior_variances({g: np.array([sd[f"sd_{g}"]]) for g in design.group_names}, design.group_names)[0]
+    var = basis.prior_variances({g: np.array([sd[f"sd_{g}"]]) for g in design.group_names})[0]
     cov = (basis.R.T * var) @ basis.R
     assert got == pytest.approx(multivariate_normal(basis.R.T @ basis.m0, cov).logpdf(phi), rel=1e-9, abs=1e-8)
 
@@ -95,7 +95,7 @@ def test_recovered_effects_follow_the_prior_exactly(design, basis):
     rng = np.random.default_rng(2)
     n = 20_000
     sd = {g: np.full(n, s) for g, s in zip(design.group_names, np.linspace(0.2, 0.9, len(design.group_names)))}
-    var = basis.prior_variances(sd, design.group_names)
+    var = basis.prior_variances(sd)
     theta = basis.m0 + rng.normal(size=var.shape) * np.sqrt(var)
     draws = {"phi": theta @ basis.R, **{f"sd_{g}": v for g, v in sd.items()}}
     back = model.effects(draws, jax.random.PRNGKey(3))

@@ -83,7 +83,7 @@ def _population(rng: np.random.Generator):
 
 
 def _true_logits(rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFrame, codes: dict):
-    """Draw the true effects from the model's structure and return cell logits and params."""
+    """Draw the true effects from the model's structure: cell logits, coefficients, varying intercepts."""
     sizes = {"state": len(STATES), "eth": len(ETH), "educ": len(EDUC), "age": len(AGE)}
     sizes.update({"male:eth": 2 * len(ETH), "educ:age": len(EDUC) * len(AGE), "educ:eth": len(EDUC) * len(ETH)})
     index = {
@@ -95,7 +95,7 @@ def _true_logits(rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFra
         "educ:age": codes["educ"] * len(AGE) + codes["age"],
         "educ:eth": codes["educ"] * len(ETH) + codes["eth"],
     }
-    params: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in TRUE_FIXED.items()}
+    fixed = dict(TRUE_FIXED)
     region_codes = area["region"].map({r: i for i, r in enumerate(REGIONS)}).to_numpy()
     region_effect = np.array([TRUE_REGION[r] for r in REGIONS])
     eta = (
@@ -105,13 +105,12 @@ def _true_logits(rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFra
         + region_effect[region_codes[codes["state"]]]
     )
     for r in REGIONS[1:]:
-        params[f"region[{r}]"] = np.asarray(TRUE_REGION[r])
+        fixed[f"region[{r}]"] = TRUE_REGION[r]
+    effects = {}
     for term, sd in TRUE_SD.items():
-        effect = sd * rng.normal(0.0, 1.0, sizes[term])
-        params[f"sd_{term}"] = np.asarray(sd)
-        params[term] = effect
-        eta = eta + effect[index[term]]
-    return eta, params
+        effects[term] = sd * rng.normal(0.0, 1.0, sizes[term])
+        eta = eta + effects[term][index[term]]
+    return eta, fixed, effects
 
 
 def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
@@ -132,7 +131,7 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
     n = check_n(n)
     pop_rng = np.random.default_rng([seed, 0])
     area, cells, codes, propensity = _population(pop_rng)
-    eta, params = _true_logits(pop_rng, area, cells, codes)
+    eta, fixed, effects = _true_logits(pop_rng, area, cells, codes)
     p = 1.0 / (1.0 + np.exp(-eta))
     N = cells["n"].to_numpy()
 
@@ -141,7 +140,9 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
     truth = Truth(
         area=pd.Series(truth_state, index=pd.Index(STATES, name="state"), name="truth"),
         national=float((N * p).sum() / N.sum()),
-        params=params,
+        fixed=fixed,
+        sd=dict(TRUE_SD),
+        effects=effects,
     )
 
     survey_rng = np.random.default_rng([seed, 1, n])

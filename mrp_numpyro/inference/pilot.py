@@ -10,7 +10,8 @@ import numpyro
 from numpyro.infer import SVI, Trace_ELBO, init_to_mean
 from numpyro.infer.autoguide import AutoDiagonalNormal
 
-from ..model import MRPModel, site_names
+from ..layout import SITES
+from ..model import MRPModel
 from .svi import run_to_plateau
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def pilot_sd(
         svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol
     )
     median = guide.median(svi.get_params(state))
-    sd = {g: float(median[site_names(g)[0]]) for g in model.design.group_names}
+    sd = {g: float(median[SITES.sd(g)]) for g in model.design.group_names}
     log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", done, time.perf_counter() - start,
              {g: round(v, 3) for g, v in sd.items()})
     return sd

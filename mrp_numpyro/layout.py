@@ -1,0 +1,249 @@
+"""The one layout of the model's regression effects, and the names of its sample sites.
+
+Every parameterisation, the identified basis, the blocks of the linear predictor, the
+poststratifier and the outputs see the regression effects as one vector
+
+    theta = (Intercept, beta_1, ..., beta_p, a_1, ..., a_G),
+
+``a_g = sd_g * z_g`` the varying intercepts of group ``g``, and the survey or table cells'
+linear predictor as ``eta = D @ theta`` with ``D`` (:meth:`ParameterLayout.design_matrix`)
+a column of ones, the centred predictors and the one-hot levels of every group.
+:class:`ParameterLayout` is that order written down once: names, slices, and packing
+draws of the shared parameters into ``theta`` and back. :data:`SITES` names the sample
+sites, so no other module spells a prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["SITES", "SiteNames", "GroupSlot", "ParameterLayout", "pack"]
+
+
+@dataclass(frozen=True)
+class SiteNames:
+    """Names of the model's sample sites and of the labelled outputs derived from them.
+
+    The shared parameters, which every parameterisation's draws are mapped to
+    (:attr:`mrp_numpyro.model.MRPModel.effects`), are ``Intercept``, ``beta`` and, for each
+    varying intercept ``g``, ``sd_<g>`` and ``z_<g>``.
+    """
+
+    intercept: str = "Intercept"
+    coefficients: str = "beta"
+    observed: str = "y"
+    #: The identified model's coordinates (:mod:`mrp_numpyro.identified`).
+    identified: str = "phi"
+
+    def sd(self, group: str) -> str:
+        """A varying intercept's standard deviation."""
+        return f"sd_{group}"
+
+    def z(self, group: str) -> str:
+        """A varying intercept's standardised effects ``a_g / sd_g``."""
+        return f"z_{group}"
+
+    def centred(self, group: str) -> str:
+        """A group's partially centred intercepts ``u`` (:mod:`mrp_numpyro.centring`)."""
+        return f"u_{group}"
+
+    def effect(self, group: str) -> str:
+        """The varying intercepts on the logit scale, ``sd_g * z_g`` (rstanarm's ``b[...]``), in the outputs."""
+        return f"r_{group}"
+
+
+SITES = SiteNames()
+
+
+@dataclass(frozen=True)
+class GroupSlot:
+    """One varying intercept's place in ``theta``."""
+
+    name: str
+    levels: tuple[str, ...]
+    start: int
+
+    @property
+    def size(self) -> int:
+        return len(self.levels)
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+def _xp(*arrays):
+    """``jax.numpy`` when any argument is a JAX array or tracer (inside a model), else NumPy."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def pack(intercept, beta, effects: Sequence):
+    """``theta = (Intercept, beta, a_1, ..., a_G)`` from its pieces, NumPy or JAX.
+
+    The one place that fixes the order of :class:`ParameterLayout`; the model functions
+    call it with JAX arrays, :meth:`ParameterLayout.pack_draws` with NumPy draws.
+
+    Parameters
+    ----------
+    intercept : array (...,)
+    beta : array (..., p), or None without coefficients
+    effects : sequence of arrays (..., levels_g)
+        Every group's varying intercepts ``a_g``, in formula order.
+
+    Returns
+    -------
+    array (..., P)
+    """
+    xp = _xp(intercept, beta, *effects)
+    parts = [xp.reshape(intercept, np.shape(intercept) + (1,))]
+    if beta is not None:
+        parts.append(beta)
+    parts.extend(effects)
+    return xp.concatenate(parts, axis=-1)
+
+
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Where every regression effect sits in ``theta`` and what its sites are called.
+
+    Attributes
+    ----------
+    fixed_names : tuple of str
+        Names of the population-level coefficients ``beta`` (``male``, ``region[South]``).
+    groups : tuple of GroupSlot
+        The varying intercepts in formula order, each with its level labels and offset.
+    """
+
+    fixed_names: tuple[str, ...]
+    groups: tuple[GroupSlot, ...]
+
+    @classmethod
+    def build(cls, fixed_names: Sequence[str], groups: Sequence[tuple[str, Sequence[str]]]) -> "ParameterLayout":
+        """The layout of an intercept, ``fixed_names`` and ``(name, levels)`` of every group."""
+        slots, start = [], 1 + len(fixed_names)
+        for name, levels in groups:
+            slots.append(GroupSlot(name, tuple(levels), start))
+            start += len(levels)
+        return cls(tuple(fixed_names), tuple(slots))
+
+    # -- sizes and slices -------------------------------------------------------------
+
+    @property
+    def n_coefficients(self) -> int:
+        """``p``, the length of ``beta``."""
+        return len(self.fixed_names)
+
+    @property
+    def n_fixed(self) -> int:
+        """The intercept and the coefficients: ``1 + p``."""
+        return 1 + self.n_coefficients
+
+    @property
+    def size(self) -> int:
+        """``P``, the length of ``theta``."""
+        return self.groups[-1].stop if self.groups else self.n_fixed
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        return tuple(g.size for g in self.groups)
+
+    @property
+    def group_levels(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(g.levels for g in self.groups)
+
+    @property
+    def group_slices(self) -> tuple[tuple[int, int], ...]:
+        """``(start, stop)`` of every group's intercepts in ``theta``."""
+        return tuple((g.start, g.stop) for g in self.groups)
+
+    def theta_group(self) -> np.ndarray:
+        """The group of every element of ``theta``: -1 for the intercept and coefficients."""
+        out = np.full(self.size, -1)
+        for g, slot in enumerate(self.groups):
+            out[slot.start : slot.stop] = g
+        return out
+
+    def group(self, name: str) -> GroupSlot:
+        """The slot of the group called ``name``."""
+        for slot in self.groups:
+            if slot.name == name:
+                return slot
+        raise KeyError(f"no varying intercept {name!r}; the model has {list(self.group_names)}")
+
+    # -- site names ---------------------------------------------------------------------
+
+    @property
+    def sd_sites(self) -> tuple[str, ...]:
+        return tuple(SITES.sd(g) for g in self.group_names)
+
+    @property
+    def fixed_sites(self) -> tuple[str, ...]:
+        """``Intercept`` and, with predictors, ``beta``."""
+        return (SITES.intercept,) + ((SITES.coefficients,) if self.fixed_names else ())
+
+    @property
+    def global_sites(self) -> tuple[str, ...]:
+        """The parameters shared by every cell: intercept, coefficients and group sds."""
+        return self.fixed_sites + self.sd_sites
+
+    @property
+    def shared_sites(self) -> tuple[str, ...]:
+        """Every site of the shared parameters: :attr:`fixed_sites`, then ``sd_<g>``, ``z_<g>`` per group."""
+        return self.fixed_sites + tuple(s for g in self.group_names for s in (SITES.sd(g), SITES.z(g)))
+
+    # -- packing ------------------------------------------------------------------------
+
+    def pack_draws(self, draws: Mapping[str, np.ndarray], dtype=np.float64) -> np.ndarray:
+        """``theta`` (draws, P) of flat draws (draws, ...) of the shared parameters."""
+        intercept = np.asarray(draws[SITES.intercept], dtype)
+        beta = np.asarray(draws[SITES.coefficients], dtype).reshape(len(intercept), -1) if self.fixed_names else None
+        effects = [np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[:, None] for g in self.group_names]
+        return pack(intercept, beta, effects)
+
+    def unpack(self, theta: np.ndarray, sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The shared parameters of ``theta`` (draws, P) and the groups' sds (draws,).
+
+        Returns
+        -------
+        dict
+            ``Intercept``, ``beta`` (with predictors), ``sd_<g>`` and ``z_<g> = a_g / sd_g``.
+        """
+        out = {SITES.intercept: theta[:, 0]}
+        if self.fixed_names:
+            out[SITES.coefficients] = theta[:, 1 : self.n_fixed]
+        for slot in self.groups:
+            out[SITES.sd(slot.name)] = sd[slot.name]
+            out[SITES.z(slot.name)] = theta[:, slot.start : slot.stop] / sd[slot.name][:, None]
+        return out
+
+    # -- the design matrix ----------------------------------------------------------------
+
+    def design_matrix(self, X: np.ndarray, group_index: np.ndarray) -> np.ndarray:
+        """``D`` of some cells: a column of ones, the predictors ``X`` and every group's one-hot levels.
+
+        Parameters
+        ----------
+        X : array (cells, p)
+        group_index : int array (cells, G)
+        """
+        n = X.shape[0]
+        cols = [np.ones((n, 1)), np.asarray(X, np.float64)]
+        for g, slot in enumerate(self.groups):
+            onehot = np.zeros((n, slot.size))
+            onehot[np.arange(n), group_index[:, g]] = 1.0
+            cols.append(onehot)
+        return np.hstack(cols)
+
+    def term_columns(self) -> list[list[int]]:
+        """The columns of ``D`` of every term: the intercept, each predictor, each group."""
+        terms = [[0]] + [[1 + j] for j in range(self.n_coefficients)]
+        return terms + [list(range(slot.start, slot.stop)) for slot in self.groups]
