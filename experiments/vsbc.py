@@ -25,24 +25,21 @@ from hydra.utils import instantiate
 from numpyro.infer import Trace_ELBO
 from numpyro.infer.calibration import vsbc_diagnostic
 
-from mrp_numpyro import build_design, build_model, parse_formula
-from mrp_numpyro.config import compose_config
-from mrp_numpyro.priors import Priors
+from mrp_numpyro import compose_config, prepare
+from mrp_numpyro.layout import SITES
 
 
 def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed: int) -> pd.DataFrame:
-    cfg = compose_config([f"guide={guide}", f"data.n={n}", f"seed={seed}"])
-    coordinates = cfg.optim.get("parameterization", "noncentred")
-    if coordinates != "noncentred":
+    cfg = compose_config([f"guide={guide}", f"data.n={n}", f"seed={seed}", "progress=false"])
+    problem = prepare(cfg)
+    model, design = problem.model, problem.design
+    if model.parameterization != "noncentred":
         # VSBC compares the guide's draws with the simulated truth site by site, and this
         # script fits in the non-centred model's sites with plain Adam and Trace_ELBO.
         raise SystemExit(
             f"vsbc.py checks guides fitted in the non-centred coordinates; guide={guide} is fitted in "
-            f"{coordinates} coordinates with its own ELBO and step schedule, so its result here would not be its own"
+            f"{model.parameterization} coordinates with its own ELBO and step schedule, so its result here would not be its own"
         )
-    data = instantiate(cfg.data)
-    design = build_design(parse_formula(cfg.model.formula), data)
-    model = build_model(design, Priors.from_config(cfg.model.priors))
     # The design is bound into the model, so that the only argument VSBC fills is the data.
     design_args = {k: v for k, v in model.kwargs.items() if k != "successes"}
 
@@ -62,12 +59,12 @@ def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed:
     )
     rows = []
     for name in result.param_names:
-        if name.startswith("z_"):
+        if name not in design.layout.global_sites:
             continue  # group effects are local; VSBC is for global parameters
         probs = np.asarray(result.probabilities[name])
         ks = np.atleast_1d(np.asarray(result.ks_stats[name]))
         pv = np.atleast_1d(np.asarray(result.ks_pvalues[name]))
-        labels = design.fixed_names if name == "beta" else [None]
+        labels = design.fixed_names if name == SITES.coefficients else [None]
         for j, label in enumerate(labels):
             p = probs[:, j] if probs.ndim > 1 else probs
             rows.append(

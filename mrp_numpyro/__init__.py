@@ -9,7 +9,8 @@ The layers, from the bottom:
 - :mod:`mrp_numpyro.model`: the hierarchical logit as a plain NumPyro function;
 - :mod:`mrp_numpyro.inference`: SVI with any guide, NUTS; both return a :class:`Fit`;
 - :mod:`mrp_numpyro.poststratify`: the shared poststratifier;
-- :func:`mrp_numpyro.run.run`: the whole pipeline from a Hydra config.
+- :mod:`mrp_numpyro.pipeline`: the stages of a run from a Hydra config (:func:`prepare`,
+  :func:`fit`, :func:`estimate`, :func:`write_run`) and :func:`mrp_numpyro.run.run`, all of them.
 """
 
 import warnings
@@ -23,6 +24,7 @@ from .design import Design, build_design
 from .formula import parse_formula
 from .inference import Fit, fit_nuts, fit_svi
 from .model import MRPModel, build_model, mrp_logit
+from .pipeline import Estimates, Problem, estimate, fit, prepare, write_run
 from .poststratify import poststratify, poststratify_draws, summarize
 from .priors import Priors
 from .run import RunResult, run
@@ -33,15 +35,19 @@ __version__ = "0.1.0"
 __all__ = [
     "DataError",
     "Design",
+    "Estimates",
     "Fit",
     "MRPData",
     "MRPModel",
     "Priors",
+    "Problem",
     "RunResult",
     "SurveySchema",
     "build_design",
     "build_model",
     "compose_config",
+    "estimate",
+    "fit",
     "fit_nuts",
     "fit_svi",
     "load_cces18",
@@ -50,6 +56,8 @@ __all__ = [
     "parse_formula",
     "poststratify",
     "poststratify_draws",
+    "prepare",
     "run",
     "summarize",
+    "write_run",
 ]

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .compare import compare_runs, overall
 from .outputs import write_csv
-from .run import INCOMPLETE
+from .rundir import INCOMPLETE
 
 log = logging.getLogger(__name__)
 

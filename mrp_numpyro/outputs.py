@@ -12,12 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-__all__ = ["level_dim", "atomic_write", "write_csv", "write_json", "write_text", "write_netcdf"]
-
-
-def level_dim(name: str) -> str:
-    """Dimension name of a grouping's (or a varying intercept's) levels in NetCDF outputs."""
-    return f"{name}_level"
+__all__ = ["atomic_write", "write_csv", "write_json", "write_text", "write_netcdf"]
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:

@@ -265,7 +265,7 @@ def test_report_without_national_grouping(tmp_path):
     ],
 )
 def test_parameterization_auto(overrides, expected):
-    from mrp_numpyro.run import _parameterization
+    from mrp_numpyro.pipeline import _parameterization
 
     assert _parameterization(compose_config(overrides)) == expected
 

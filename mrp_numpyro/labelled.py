@@ -1,0 +1,68 @@
+"""Labelled views of a fit and its estimates: ArviZ InferenceData and xarray Datasets.
+
+The arrays of :mod:`mrp_numpyro.inference` and :mod:`mrp_numpyro.poststratify` carry no
+names; here they get the coefficient names, the level labels and the dimension names that
+``posterior.nc`` and ``poststrat_draws.nc`` are written with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import arviz as az
+import xarray as xr
+
+from .design import Design
+from .inference.result import Fit
+from .layout import SITES
+from .poststratify import Poststratified
+
+__all__ = ["level_dim", "to_inference_data", "poststrat_dataset"]
+
+
+def level_dim(name: str) -> str:
+    """Dimension name of a grouping's (or a varying intercept's) levels in NetCDF outputs."""
+    return f"{name}_level"
+
+
+def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
+    """ArviZ InferenceData of a fit's latent draws, labelled with coefficient and level names.
+
+    Adds ``r_<group>`` = ``sd_<group> * z_<group>``, the varying intercepts on the logit
+    scale (rstanarm's ``b[...]``).
+    """
+    posterior = dict(fit.draws)
+    coords: dict[str, Any] = {}
+    dims: dict[str, list[str]] = {}
+    if SITES.coefficients in posterior:
+        coords["coef"] = list(design.fixed_names)
+        dims[SITES.coefficients] = ["coef"]
+    for slot in design.layout.groups:
+        sd, z, effect = SITES.sd(slot.name), SITES.z(slot.name), SITES.effect(slot.name)
+        dim = level_dim(slot.name)
+        coords[dim] = list(slot.levels)
+        dims[z] = [dim]
+        dims[effect] = [dim]
+        posterior[effect] = posterior[sd][..., None] * posterior[z]
+    sample_stats = {"diverging": fit.traces["diverging"]} if "diverging" in fit.traces else None
+    return az.from_dict(posterior=posterior, sample_stats=sample_stats, coords=coords, dims=dims)
+
+
+def poststrat_dataset(estimates: Mapping[str, Poststratified]) -> xr.Dataset:
+    """Poststratified draws as one xarray Dataset: one variable per grouping.
+
+    A grouping ``name`` has dimensions ``(chain, draw, name_level)``; the level labels join
+    multi-column groups with ":" and each column's values are kept as extra coordinates.
+    """
+    variables = {}
+    for name, est in estimates.items():
+        if not est.columns:
+            variables[name] = xr.DataArray(est.draws[..., 0], dims=("chain", "draw"))
+            continue
+        dim = level_dim(name)
+        labels = est.labels.astype(str).agg(":".join, axis=1).tolist()
+        coords = {dim: labels}
+        if len(est.columns) > 1:
+            coords.update({f"{name}_{c}": (dim, est.labels[c].astype(str).tolist()) for c in est.columns})
+        variables[name] = xr.DataArray(est.draws, dims=("chain", "draw", dim), coords=coords)
+    return xr.Dataset(variables)

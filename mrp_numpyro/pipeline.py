@@ -1,0 +1,289 @@
+"""The stages of one MRP run, each a function a caller can stop after.
+
+    problem = prepare(cfg)                      # device, data, design, priors, the model
+    fitted = fit(problem, cfg)                  # the configured inference method
+    estimates = estimate(problem, fitted, cfg)  # poststratified draws and their tables
+    summary = summarize_run(cfg, problem, fitted, estimates)
+    write_run(out, cfg, problem, fitted, estimates, summary)
+
+:func:`mrp_numpyro.run.run` chains them and guards the run directory; experiments,
+notebooks and the spot check call the stages they need.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from . import report
+from .design import Design, build_design
+from .device import configure_device
+from .formula import parse_formula
+from .inference.pilot import pilot_sd
+from .inference.result import Fit
+from .labelled import poststrat_dataset, to_inference_data
+from .model import MRPModel, build_model
+from .outputs import write_csv, write_json, write_netcdf
+from .poststratify import Poststratified, poststratify_draws
+from .priors import Priors
+from .rundir import CHECKPOINT
+from .schema import MRPData
+
+log = logging.getLogger("mrp_numpyro")
+
+__all__ = ["Problem", "Estimates", "prepare", "fit", "estimate", "summarize_run", "write_run"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything a fit needs, built from the config by :func:`prepare`.
+
+    Attributes
+    ----------
+    data : MRPData
+    design : Design
+    priors : Priors
+    model : MRPModel
+        The model in the coordinates the inference method works in.
+    rng_key : jax.Array
+        The run's PRNG key (``seed``); the fit uses it, the model's pilot fit a key folded from it.
+    dtype : numpy float type
+        The fit's precision (float32 unless ``device.x64``).
+    device : mapping
+        The JAX platform in effect (:func:`mrp_numpyro.device.configure_device`).
+    timings : mapping of str to float
+        Seconds to load the data, aggregate it into cells and build the model.
+    """
+
+    data: MRPData
+    design: Design
+    priors: Priors
+    model: MRPModel
+    rng_key: jax.Array
+    dtype: type
+    device: Mapping[str, Any]
+    timings: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """The poststratified draws of every grouping and their summary tables.
+
+    Attributes
+    ----------
+    groupings : mapping of str to Poststratified
+    tables : mapping of str to pandas.DataFrame
+        :meth:`Poststratified.summary` of each grouping, with a ``truth`` column on synthetic data.
+    seconds : float
+    """
+
+    groupings: Mapping[str, Poststratified]
+    tables: Mapping[str, pd.DataFrame]
+    seconds: float
+
+
+def _parameterization(cfg: DictConfig) -> str:
+    """``model.parameterization``, with ``auto`` resolved: the guide's choice for SVI, else partial.
+
+    NUTS gets each level centred as far as its data allow (on the full CCES, 1 divergence
+    in 16,000 draws over four seeds, against 10 in 4,000 non-centred; BENCHMARKS.md); the
+    coupled guide fits best in identified coordinates.
+    """
+    chosen = cfg.model.get("parameterization", "auto")
+    if chosen != "auto":
+        return chosen
+    if str(cfg.inference.get("_target_", "")).endswith("fit_svi"):
+        return cfg.get("optim", {}).get("parameterization", "noncentred")
+    return "partial"
+
+
+def _build(design: Design, priors: Priors, dtype, parameterization: str, key: jax.Array) -> MRPModel:
+    """The model in the chosen coordinates; ``partial`` first runs a pilot mean-field fit for the group sds."""
+    sd_guess = None
+    if parameterization == "partial" and design.group_names:
+        sd_guess = pilot_sd(build_model(design, priors, dtype=dtype), key)
+    elif parameterization == "partial":  # no groups: nothing to centre
+        parameterization = "noncentred"
+    return build_model(design, priors, dtype=dtype, parameterization=parameterization, sd_guess=sd_guess)
+
+
+def prepare(cfg: DictConfig) -> Problem:
+    """Configure the device, load and validate the data, build the design, the priors and the model.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed config (:func:`mrp_numpyro.config.compose_config`).
+    """
+    timings: dict[str, float] = {}
+    device = configure_device(**OmegaConf.to_container(cfg.device, resolve=True))
+    t = time.perf_counter()
+    data: MRPData = instantiate(cfg.data)
+    timings["load"] = time.perf_counter() - t
+    log.info("data: %s, %d respondents", data.source, len(data.survey))
+    for note in data.notes:
+        log.info("note: %s", note)
+
+    t = time.perf_counter()
+    spec = parse_formula(cfg.model.formula, columns=data.survey.columns)
+    design = build_design(spec, data)
+    priors = Priors.from_config(OmegaConf.to_container(cfg.model.priors, resolve=True))
+    timings["aggregate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    key = jax.random.PRNGKey(int(cfg.seed))
+    dtype = np.float64 if device["x64"] else np.float32
+    model = _build(design, priors, dtype, _parameterization(cfg), jax.random.fold_in(key, 1))
+    timings["model"] = time.perf_counter() - t
+    log.info(
+        "model: %s; %d occupied cells from %d respondents; %d poststratification cells",
+        spec.formula,
+        design.survey.n_cells,
+        design.n_respondents,
+        design.poststrat.n_cells,
+    )
+    return Problem(data, design, priors, model, key, dtype, device, timings)
+
+
+def fit(problem: Problem, cfg: DictConfig, *, progress_bar: bool = False, checkpoint_dir: str | Path | None = None) -> Fit:
+    """Fit the problem's model with the configured inference method (``cfg.inference``).
+
+    Parameters
+    ----------
+    problem : Problem
+    cfg : DictConfig
+    progress_bar : bool
+    checkpoint_dir : path-like, optional
+        Where a method that can resume saves its state (SVI: ``svi_checkpoint.pkl``).
+    """
+    fitter = instantiate(cfg.inference)
+    log.info("fitting with %s", cfg.inference._target_.rsplit(".", 1)[-1])
+    extra = {}
+    if checkpoint_dir is not None and "checkpoint_path" in inspect.signature(fitter).parameters:
+        extra["checkpoint_path"] = Path(checkpoint_dir) / CHECKPOINT
+    fitted: Fit = fitter(problem.model, problem.rng_key, progress_bar=progress_bar, **extra)
+    log.info("fit done in %.1f s: %s", fitted.seconds, fitted.diagnostics)
+    return fitted
+
+
+def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for name, est in estimates.items():
+        table = est.summary()
+        truth = data.truth
+        if truth is not None and est.columns == (data.schema.area,):
+            table["truth"] = truth.area.reindex(table[data.schema.area]).to_numpy()
+        elif truth is not None and not est.columns:
+            table["truth"] = truth.national
+        tables[name] = table
+    return tables
+
+
+def estimate(problem: Problem, fitted: Fit, cfg: DictConfig) -> Estimates:
+    """Poststratify the fit's draws to every grouping of ``cfg.poststrat.groupings``."""
+    t = time.perf_counter()
+    groupings = OmegaConf.to_container(cfg.poststrat.groupings, resolve=True)
+    # The fit's precision (float32 unless device.x64), whatever the draws were converted to.
+    draws = poststratify_draws(
+        fitted.draws, problem.design, groupings, chunk_size=int(cfg.poststrat.chunk_size), dtype=problem.dtype
+    )
+    tables = _estimate_tables(problem.data, draws)
+    return Estimates(draws, tables, time.perf_counter() - t)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("mrp_numpyro", "jax", "jaxlib", "numpyro", "arviz", "hydra-core", "numpy", "pandas", "formulae"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Estimates) -> dict[str, Any]:
+    """The run's ``summary.json``: what was fitted, how long each stage took, the verdict and the diagnostics."""
+    design, data = problem.design, problem.data
+    national = estimates.tables.get("national")
+    timings = {**problem.timings, "fit": fitted.seconds, "poststratify": estimates.seconds}
+    summary = {
+        "method": fitted.method,
+        "guide": fitted.diagnostics.get("guide"),
+        "data": data.source,
+        "n_respondents": design.n_respondents,
+        "n_occupied_cells": design.survey.n_cells,
+        "n_poststrat_cells": design.poststrat.n_cells,
+        "formula": design.spec.formula,
+        "parameterization": problem.model.parameterization,
+        "seed": int(cfg.seed),
+        "national_mean": None if national is None else float(national["mean"].iloc[0]),
+        # Reliability verdict of a variational fit (PSIS k-hat); None for exact methods.
+        "verdict": fitted.diagnostics.get("verdict"),
+        "verdict_message": fitted.diagnostics.get("verdict_message"),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "diagnostics": dict(fitted.diagnostics),
+        "device": dict(problem.device),
+        "versions": _versions(),
+        "notes": list(data.notes),
+    }
+    if data.truth is not None:
+        summary["truth_national"] = data.truth.national
+    return summary
+
+
+def _figures(out: Path, problem: Problem, fitted: Fit, idata, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
+    area = problem.data.schema.area
+    figures = []
+    if area in tables:
+        table = tables[area]
+        figures.append(report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.method}"))
+        if set(table[area].astype(str)) <= set(report.STATE_TILES):
+            figures.append(report.plot_state_map(table, out / f"{area}_map.png", area))
+    if "elbo" in fitted.traces:
+        figures.append(report.plot_elbo(fitted.traces["elbo"], out / "elbo.png"))
+    if fitted.num_chains > 1:
+        figures.extend(report.plot_nuts(idata, out / "trace.png", out / "rank.png", problem.design.layout))
+    return figures
+
+
+def write_run(
+    out: str | Path, cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Estimates, summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write the estimates, the draws, the figures, ``report.html`` and, last, ``summary.json``.
+
+    ``config.yaml`` is written by :func:`mrp_numpyro.run.run` when the run starts. Returns the
+    summary with the time of writing and of the report added.
+    """
+    out = Path(out)
+    summary = {**summary, "timings_s": dict(summary["timings_s"])}
+    t = time.perf_counter()
+    for name, table in estimates.tables.items():
+        write_csv(out / f"estimates_{name}.csv", table)
+    idata = to_inference_data(fitted, problem.design)
+    write_netcdf(out / "posterior.nc", idata)
+    write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates.groupings))
+    if "elbo" in fitted.traces:
+        elbo = fitted.traces["elbo"]
+        write_csv(out / "elbo.csv", pd.DataFrame({"step": np.arange(len(elbo)), "elbo": elbo}))
+    summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
+    if cfg.get("report", True):
+        t = time.perf_counter()
+        figures = _figures(out, problem, fitted, idata, estimates.tables)
+        report.write_report(out, summary, OmegaConf.to_yaml(cfg, resolve=True), estimates.tables, figures)
+        summary["timings_s"]["report"] = round(time.perf_counter() - t, 4)
+    # Written last: its presence marks a finished run.
+    write_json(out / "summary.json", summary)
+    log.info("wrote %s", out)
+    return summary
