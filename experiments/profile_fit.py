@@ -4,7 +4,7 @@ Times, on the full 2018 CCES (or any --data-dir / --n), in one process:
 
 1. one log-density gradient of the model, evaluated term by term (one gather per group
    and a cells x predictors product, the form written in the model's docstring) and
-   block by block (the package's :func:`mrp_numpyro.blocks.block_predictor`), the
+   block by block (the package's :func:`mrp_numpyro.model.blocks.block_predictor`), the
    latter over the survey cells and over the grid of the blocks' combinations; each
    inside a compiled loop of 2,000 evaluations so that Python's dispatch is not counted,
    for one chain alone and for a chain on each of the two cores at once (``pmap``, as
@@ -49,7 +49,7 @@ def term_by_term(X, group_index, trials, successes=None, *, coef_scale, design, 
     import numpyro
     import numpyro.distributions as dist
 
-    from mrp_numpyro.layout import SITES
+    from mrp_numpyro.design.layout import SITES
 
     eta = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
     eta = eta + X @ numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1))
@@ -107,7 +107,7 @@ def measure_gradients(data_dir: str, n: int | None) -> dict:
                   "trials": jnp.asarray(s.trials, jnp.int32), "successes": jnp.asarray(s.successes, jnp.int32)}
     tbt = partial(term_by_term, coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), jnp.float32), design=design, priors=priors)
     # The likelihood over the survey cells (gathers) and over the grid of the blocks'
-    # combinations (mrp_numpyro.blocks.likelihood_arrays).
+    # combinations (mrp_numpyro.model.blocks.likelihood_arrays).
     layouts = {name: mrp.build_model(design, priors, max_grid_ratio=ratio) for name, ratio in (("cells", 0.0), ("grid", float("inf")))}
     out = {"cells": s.n_cells}
     for devices in (1, 2):

@@ -29,9 +29,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.app.run import run
 from mrp_numpyro.compare import compare_runs, overall
-from mrp_numpyro.config import compose_config
-from mrp_numpyro.run import run
 
 STL = "optim.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO"
 DECAY = ["optim.final_step_size=2e-4", "optim.num_steps=30000", "optim.plateau_rtol=null"]

@@ -26,7 +26,7 @@ from numpyro.infer import Trace_ELBO
 from numpyro.infer.calibration import vsbc_diagnostic
 
 from mrp_numpyro import compose_config, prepare
-from mrp_numpyro.layout import SITES
+from mrp_numpyro.design.layout import SITES
 
 
 def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed: int) -> pd.DataFrame:

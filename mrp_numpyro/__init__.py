@@ -1,16 +1,18 @@
 """Multilevel regression and poststratification with NumPyro.
 
-The layers, from the bottom:
+The layers, from the bottom (ARCHITECTURE.md draws them):
 
-- :mod:`mrp_numpyro.schema` and :mod:`mrp_numpyro.data`: validated survey, poststratification
-  table and area predictors (synthetic generator, 2018 CCES loader);
-- :mod:`mrp_numpyro.formula` and :mod:`mrp_numpyro.design`: formula -> frozen arrays with
-  respondents aggregated into binomial cells;
-- :mod:`mrp_numpyro.model`: the hierarchical logit as a plain NumPyro function;
+- :mod:`mrp_numpyro.data`: validated survey, poststratification table and area predictors
+  (the synthetic generator, the 2018 CCES loader);
+- :mod:`mrp_numpyro.design`: formula -> spec, priors, the parameter layout and the cells'
+  arrays, respondents aggregated into binomial cells;
+- :mod:`mrp_numpyro.model`: the hierarchical logit as plain NumPyro functions;
+- :mod:`mrp_numpyro.diagnostics`: PSIS, MCMC convergence and the verdict, on arrays;
 - :mod:`mrp_numpyro.inference`: SVI with any guide, NUTS; both return a :class:`Fit`;
-- :mod:`mrp_numpyro.poststratify`: the shared poststratifier;
-- :mod:`mrp_numpyro.pipeline`: the stages of a run from a Hydra config (:func:`prepare`,
-  :func:`fit`, :func:`estimate`, :func:`write_run`) and :func:`mrp_numpyro.run.run`, all of them.
+- :mod:`mrp_numpyro.poststratify` and :mod:`mrp_numpyro.labelled`: the shared
+  poststratifier and the labelled (ArviZ, xarray) views;
+- :mod:`mrp_numpyro.app`: configs, the stages of a run (:func:`prepare`, :func:`fit`,
+  :func:`estimate`, :func:`write_run`), :func:`run` over all of them, the report.
 """
 
 import warnings
@@ -18,17 +20,17 @@ import warnings
 # ArviZ 0.2x announces its 1.0 refactor on import; the notice is not about this package's use.
 warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
 
-from .config import compose_config
+from .app.config import compose_config
+from .app.pipeline import Estimates, Problem, estimate, fit, prepare, write_run
+from .app.run import RunResult, run
 from .data import load_cces18, load_synthetic
-from .design import Design, build_design
-from .formula import parse_formula
+from .data.schema import DataError, MRPData, SurveySchema
+from .design.cells import Design, build_design
+from .design.formula import parse_formula
+from .design.priors import Priors
 from .inference import Fit, fit_nuts, fit_svi
-from .model import MRPModel, build_model, mrp_logit
-from .pipeline import Estimates, Problem, estimate, fit, prepare, write_run
+from .model.base import MRPModel, build_model, mrp_logit
 from .poststratify import poststratify, poststratify_draws, summarize
-from .priors import Priors
-from .run import RunResult, run
-from .schema import DataError, MRPData, SurveySchema
 
 __version__ = "0.1.0"
 

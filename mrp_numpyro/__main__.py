@@ -9,8 +9,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from .config import HYDRA_VERSION_BASE, config_dir
-from .run import run
+from .app.config import HYDRA_VERSION_BASE, config_dir
+from .app.run import run
 
 
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="config")

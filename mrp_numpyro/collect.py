@@ -30,9 +30,9 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .app.rundir import INCOMPLETE
 from .compare import compare_runs, overall
 from .outputs import write_csv
-from .rundir import INCOMPLETE
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
     Parameters
     ----------
     run_dir : path-like
-        A run directory written by :func:`mrp_numpyro.run.run` (``python -m mrp_numpyro``).
+        A run directory written by :func:`mrp_numpyro.app.run.run` (``python -m mrp_numpyro``).
     area : str
         The area grouping whose estimates are checked against the synthetic truth.
 

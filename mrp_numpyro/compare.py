@@ -21,10 +21,10 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import wasserstein_distance
 
+from .app.report import pyplot, save_png
 from .inference.result import flatten_draws
 from .labelled import level_dim
 from .outputs import write_csv
-from .report import pyplot, save_png
 
 __all__ = ["compare_draws", "compare_runs", "load_poststrat_draws", "plot_intervals", "plot_draws", "main"]
 

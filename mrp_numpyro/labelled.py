@@ -12,9 +12,9 @@ from typing import Any, Mapping
 import arviz as az
 import xarray as xr
 
-from .design import Design
+from .design.cells import Design
+from .design.layout import SITES
 from .inference.result import Fit
-from .layout import SITES
 from .poststratify import Poststratified
 
 __all__ = ["level_dim", "to_inference_data", "poststrat_dataset"]

@@ -16,11 +16,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .blocks import cell_blocks
-from .design import Design
+from .data.schema import DataError
+from .design.cells import Design
 from .inference.result import flatten_draws
-from .model import cell_logits_by_cell
-from .schema import DataError
+from .model.base import cell_logits_by_cell
+from .model.blocks import cell_blocks
 
 __all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]
 

@@ -20,10 +20,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from .app.config import HYDRA_VERSION_BASE, config_dir
+from .app.run import run
 from .compare import overall, write_comparison
-from .config import HYDRA_VERSION_BASE, config_dir
 from .outputs import write_json
-from .run import run
 
 log = logging.getLogger("mrp_numpyro")
 

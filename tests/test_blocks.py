@@ -6,13 +6,13 @@ import pytest
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
-from mrp_numpyro.blocks import GRID_MAX_RATIO, block_predictor, cell_blocks, likelihood_arrays
-from mrp_numpyro.config import compose_config
+from mrp_numpyro.app.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
-from mrp_numpyro.formula import parse_formula
+from mrp_numpyro.design.formula import parse_formula
+from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.model import build_model, cell_logits
-from mrp_numpyro.priors import Priors
+from mrp_numpyro.model.blocks import GRID_MAX_RATIO, block_predictor, cell_blocks, likelihood_arrays
 
 # The case study's formula, as conf/model/default.yaml has it.
 CCES_FORMULA = compose_config().model.formula

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from numpyro.infer.util import log_density
 
-from mrp_numpyro.centring import centring_for, centring_weights
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
-from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.layout import SITES
+from mrp_numpyro.design.formula import parse_formula
+from mrp_numpyro.design.layout import SITES
+from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.model import build_model
-from mrp_numpyro.priors import Priors
+from mrp_numpyro.model.centring import centring_for, centring_weights
 
 FORMULA = "abortion ~ (1 | state) + (1 | eth) + (1 | age) + male + (1 | male:eth) + repvote"
 

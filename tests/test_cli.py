@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from mrp_numpyro.config import compose_config
-from mrp_numpyro.run import run
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.app.run import run
 
 FAST = ["experiment=fast", "progress=false"]
 EXPECTED_FILES = {
@@ -124,7 +124,7 @@ def test_failed_run_is_marked_incomplete(tmp_path, monkeypatch):
 def test_gpu_request_without_gpu_is_a_clear_error(tmp_path):
     import jax
 
-    from mrp_numpyro.device import DeviceError, configure_device
+    from mrp_numpyro.app.device import DeviceError, configure_device
 
     try:
         jax.devices("gpu")
@@ -200,7 +200,7 @@ def test_sigterm_marks_the_run_incomplete(tmp_path):
 def test_levels_without_respondents_are_predicted(tmp_path):
     from hydra.utils import instantiate
 
-    from mrp_numpyro.schema import build_mrp_data
+    from mrp_numpyro.data.schema import build_mrp_data
 
     cfg = compose_config([*FAST, "guide=meanfield"])
     full = instantiate(cfg.data)
@@ -208,10 +208,10 @@ def test_levels_without_respondents_are_predicted(tmp_path):
     area = full.survey.drop_duplicates("state")[["state", "repvote", "region"]]
     data = build_mrp_data(survey, full.poststrat.drop(columns=["repvote", "region"]), area, full.schema, "no WY")
     assert any("'WY'" in note for note in data.notes)
-    from mrp_numpyro import Priors, build_design, build_model, fit_svi, parse_formula, poststratify_draws
-
     import jax
     import numpyro
+
+    from mrp_numpyro import Priors, build_design, build_model, fit_svi, parse_formula, poststratify_draws
 
     design = build_design(parse_formula(cfg.model.formula), data)
     model = build_model(design, Priors())
@@ -265,7 +265,7 @@ def test_report_without_national_grouping(tmp_path):
     ],
 )
 def test_parameterization_auto(overrides, expected):
-    from mrp_numpyro.pipeline import _parameterization
+    from mrp_numpyro.app.pipeline import _parameterization
 
     assert _parameterization(compose_config(overrides)) == expected
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.app.run import run
 from mrp_numpyro.compare import compare_draws, main, overall
-from mrp_numpyro.config import compose_config
-from mrp_numpyro.run import run
 from mrp_numpyro.spotcheck import spot_check
 
 

@@ -5,7 +5,7 @@ import pytest
 from mrp_numpyro.data import load_cces18, load_synthetic
 from mrp_numpyro.data.cces import clean_cces_raw
 from mrp_numpyro.data.levels import STATES
-from mrp_numpyro.schema import DataError
+from mrp_numpyro.data.schema import DataError
 
 
 class TestSynthetic:

@@ -10,12 +10,12 @@ from hypothesis.extra.numpy import arrays
 from numpyro.infer.util import log_density
 from scipy.special import gammaln
 
-from mrp_numpyro.config import compose_config
+from mrp_numpyro.app.config import compose_config
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import CellArrays, aggregate_cells, build_design
-from mrp_numpyro.formula import parse_formula
+from mrp_numpyro.design.formula import parse_formula
+from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.model import build_model
-from mrp_numpyro.priors import Priors
 
 # The case study's formula, as conf/model/default.yaml has it.
 FORMULA = compose_config().model.formula
@@ -100,7 +100,7 @@ def test_binomial_likelihood_equals_bernoulli_up_to_constant(data, design):
 
 
 def test_formula_response_must_be_outcome(data):
-    from mrp_numpyro.schema import DataError
+    from mrp_numpyro.data.schema import DataError
 
     with pytest.raises(DataError, match="not the data's outcome"):
         build_design(parse_formula("male ~ (1 | state)"), data)

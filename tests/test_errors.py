@@ -1,14 +1,13 @@
 """Bad input gets an error that names the table, the column and example bad values."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 
-from mrp_numpyro.config import compose_config
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.data.schema import DataError, build_mrp_data
 from mrp_numpyro.data.synthetic import SYNTHETIC_SCHEMA, _population
-from mrp_numpyro.schema import DataError, build_mrp_data
-
-import numpy as np
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ def test_bad_n_from_config():
 
 
 def test_outcome_recoded_by_explicit_mapping(tables):
-    from mrp_numpyro.schema import recode_outcome
+    from mrp_numpyro.data.schema import recode_outcome
 
     survey, cells, area = tables
     labelled = survey.assign(abortion=np.where(survey["abortion"] == 1, "Support", "Oppose"))

@@ -1,6 +1,6 @@
 import pytest
 
-from mrp_numpyro.formula import FixedTerm, FormulaError, GroupTerm, parse_formula
+from mrp_numpyro.design.formula import FixedTerm, FormulaError, GroupTerm, parse_formula
 
 DEFAULT = (
     "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth)"

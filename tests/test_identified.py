@@ -7,13 +7,13 @@ import pytest
 from numpyro import handlers
 from scipy.stats import multivariate_normal
 
-from mrp_numpyro.blocks import block_predictor
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
-from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.identified import identified_basis
+from mrp_numpyro.design.formula import parse_formula
+from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.model import build_model, cell_logits
-from mrp_numpyro.priors import Priors
+from mrp_numpyro.model.blocks import block_predictor
+from mrp_numpyro.model.identified import identified_basis
 
 FORMULA = "abortion ~ (1 | state) + (1 | eth) + (1 | age) + male + (1 | male:eth) + repvote + factor(region)"
 
@@ -117,8 +117,9 @@ def test_unknown_parameterization_is_refused(design):
 
 def test_identified_model_without_groups_fits():
     """Only fixed effects: nothing to integrate out but the intercept-free directions, if any."""
-    from mrp_numpyro.inference import fit_svi
     import numpyro
+
+    from mrp_numpyro.inference import fit_svi
 
     data = load_synthetic(1000, seed=2)
     design = build_design(parse_formula("abortion ~ male + repvote"), data)

@@ -6,8 +6,8 @@ import pytest
 
 from mrp_numpyro.data import load_synthetic
 from mrp_numpyro.design import build_design
-from mrp_numpyro.formula import parse_formula
-from mrp_numpyro.layout import SITES, ParameterLayout, pack
+from mrp_numpyro.design.formula import parse_formula
+from mrp_numpyro.design.layout import SITES, ParameterLayout, pack
 
 FORMULA = "abortion ~ (1 | state) + (1 | eth) + male + (1 | male:eth) + repvote + factor(region)"
 

@@ -86,7 +86,7 @@ def _design_and_random_draws(n, seed, formula, chains, draws_per_chain, sd_scale
     """A synthetic survey's design and random draws of every site, float64, (chain, draw, ...)."""
     from mrp_numpyro.data import load_synthetic
     from mrp_numpyro.design import build_design
-    from mrp_numpyro.formula import parse_formula
+    from mrp_numpyro.design.formula import parse_formula
 
     design = build_design(parse_formula(formula), load_synthetic(n, seed=seed))
     rng = np.random.default_rng(seed + 1)

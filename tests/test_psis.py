@@ -10,8 +10,9 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDiagonalNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
 from scipy import stats
 
+from mrp_numpyro.diagnostics import importance_resample, psis, verdict
 from mrp_numpyro.inference.guides import AutoCoupledNormal
-from mrp_numpyro.inference.psis import guide_draws_and_log_ratios, importance_resample, psis, verdict
+from mrp_numpyro.inference.importance import guide_draws_and_log_ratios
 
 
 @pytest.mark.parametrize("s", [1.2, 1.5, 2.0])

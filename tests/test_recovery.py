@@ -13,8 +13,8 @@ point estimates are held to NUTS's posterior sd, not its own.
 import numpy as np
 import pytest
 
-from mrp_numpyro.config import compose_config
-from mrp_numpyro.run import run
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.app.run import run
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 
-from mrp_numpyro.collect import add_reference, collect, find_runs, main as collect_main
+from mrp_numpyro.app.config import HYDRA_VERSION_BASE, compose_config, config_dir
+from mrp_numpyro.app.run import run
+from mrp_numpyro.collect import add_reference, collect, find_runs
+from mrp_numpyro.collect import main as collect_main
 from mrp_numpyro.compare import compare_runs, overall
-from mrp_numpyro.config import HYDRA_VERSION_BASE, compose_config, config_dir
-from mrp_numpyro.run import run
 
 # Small and quick: the fast preset, few steps, no figures.
 QUICK = ["progress=false", "report=false", "budget.svi_steps=100"]

@@ -15,9 +15,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..schema import DataError, MRPData, SurveySchema, build_mrp_data, recode_outcome
 from .levels import AGE, EDUC, ETH, FIPS_TO_STATE, REGIONS, STATES
 from .sampling import subsample
+from .schema import DataError, MRPData, SurveySchema, build_mrp_data, recode_outcome
 
 log = logging.getLogger(__name__)
 

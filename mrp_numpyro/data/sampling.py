@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..schema import DataError
+from .schema import DataError
 
 log = logging.getLogger(__name__)
 

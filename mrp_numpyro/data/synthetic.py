@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import MRPData, Truth, build_mrp_data
 from .cces import CCES18_SCHEMA
 from .levels import AGE, EDUC, ETH, MALE, REGIONS, STATE_REGION, STATES
 from .sampling import check_n
+from .schema import MRPData, Truth, build_mrp_data
 
 __all__ = ["load_synthetic", "SYNTHETIC_SCHEMA", "TRUE_SD"]
 

@@ -1,9 +1,10 @@
 """Inference methods. Each takes an :class:`~mrp_numpyro.model.MRPModel` and a PRNG key and
 returns a :class:`Fit` holding draws in one common form."""
 
+from ..diagnostics.convergence import convergence_summary
 from .elbo import StickingTheLandingELBO
 from .guides import AutoCoupledNormal
-from .nuts import convergence_summary, fit_nuts
+from .nuts import fit_nuts
 from .result import Fit, FitError, flatten_draws
 from .svi import fit_svi
 

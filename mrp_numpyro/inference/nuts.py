@@ -5,32 +5,19 @@ from __future__ import annotations
 import logging
 import time
 
-import arviz as az
 import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
-from ..model import MRPModel
+from ..diagnostics.convergence import convergence_summary
+from ..model.base import MRPModel
 from .result import Fit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit_nuts", "convergence_summary"]
+__all__ = ["fit_nuts", "chains_per_device"]
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
-
-
-def convergence_summary(draws: dict[str, np.ndarray]) -> dict[str, float]:
-    """Worst split R-hat and smallest bulk and tail ESS over every scalar of every parameter."""
-    idata = az.from_dict(posterior=draws)
-    rhat = az.rhat(idata)
-    bulk = az.ess(idata, method="bulk")
-    tail = az.ess(idata, method="tail")
-
-    def worst(ds, fn):
-        return float(fn([fn(ds[v].values) for v in ds.data_vars]))
-
-    return {"max_rhat": worst(rhat, np.max), "min_ess_bulk": worst(bulk, np.min), "min_ess_tail": worst(tail, np.min)}
 
 
 def chains_per_device(devices: int):

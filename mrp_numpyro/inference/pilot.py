@@ -10,8 +10,8 @@ import numpyro
 from numpyro.infer import SVI, Trace_ELBO, init_to_mean
 from numpyro.infer.autoguide import AutoDiagonalNormal
 
-from ..layout import SITES
-from ..model import MRPModel
+from ..design.layout import SITES
+from ..model.base import MRPModel
 from .svi import run_to_plateau
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def pilot_sd(
     """Posterior median of every group's standard deviation from a mean-field fit.
 
     Mean-field intervals are too narrow (BENCHMARKS.md), but its medians of the sds are
-    close to NUTS's, which is all :func:`mrp_numpyro.centring.centring_weights` needs. The
+    close to NUTS's, which is all :func:`mrp_numpyro.model.centring.centring_weights` needs. The
     fit stops when the chunk-mean ELBO changes by less than ``plateau_rtol``.
 
     Parameters

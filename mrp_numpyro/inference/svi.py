@@ -4,7 +4,7 @@ The optimisation runs as compiled ``lax.scan`` chunks of ``check_every`` steps: 
 compilation of the chunk, plus one more when a last, shorter chunk is needed. After each chunk the mean ELBO of the chunk is compared with that of
 the previous one, and the fit stops when the relative change falls below ``plateau_rtol``.
 The fitted guide's draws are then weighed against the exact posterior with Pareto-smoothed
-importance sampling (:mod:`mrp_numpyro.inference.psis`): k-hat, the importance ESS, a
+importance sampling (:mod:`mrp_numpyro.diagnostics.psis`): k-hat, the importance ESS, a
 verdict, and - where k-hat allows - importance resampling of the draws.
 """
 
@@ -22,9 +22,11 @@ import numpy as np
 from numpyro.infer import SVI, Trace_ELBO
 from tqdm.auto import tqdm
 
-from ..model import MRPModel
+from ..diagnostics.psis import KHAT_GOOD, importance_resample, psis
+from ..diagnostics.verdict import verdict
+from ..model.base import MRPModel
 from ..outputs import atomic_write
-from .psis import KHAT_GOOD, guide_draws_and_log_ratios, importance_resample, psis, verdict
+from .importance import guide_draws_and_log_ratios
 from .result import Fit, FitError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .outputs import write_text
+from ..outputs import write_text
 
 log = logging.getLogger("mrp_numpyro")
 

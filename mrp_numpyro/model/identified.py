@@ -35,10 +35,10 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from ..design.cells import Design
+from ..design.layout import SITES, ParameterLayout
+from ..design.priors import Priors
 from .blocks import CellBlocks, block_predictor, cell_blocks
-from .design import Design
-from .layout import SITES, ParameterLayout
-from .priors import Priors
 
 __all__ = ["IdentifiedBasis", "identified_basis", "mrp_logit_identified", "recover_effects"]
 
@@ -152,9 +152,9 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
 def identified_arrays(design: Design, basis: IdentifiedBasis, dtype, blocks: CellBlocks | None = None) -> dict[str, jnp.ndarray]:
     """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds.
 
-    ``blocks`` are the survey cells' (:func:`~mrp_numpyro.blocks.cell_blocks`, computed
+    ``blocks`` are the survey cells' (:func:`~mrp_numpyro.model.blocks.cell_blocks`, computed
     when not given); the cells' ``index`` and counts come from
-    :func:`~mrp_numpyro.blocks.likelihood_arrays`.
+    :func:`~mrp_numpyro.model.blocks.likelihood_arrays`.
     """
     theta_group = basis.layout.theta_group()
     blocks = cell_blocks(design) if blocks is None else blocks
@@ -175,11 +175,11 @@ def mrp_logit_identified(
     Parameters
     ----------
     rows : tuple of arrays (combinations_b, r)
-        The cells' design matrix in blocks (:mod:`mrp_numpyro.blocks`) times the basis ``R``
+        The cells' design matrix in blocks (:mod:`mrp_numpyro.model.blocks`) times the basis ``R``
         of the identified directions.
     index : int array (cells, blocks), or None
         ``None``: the cells are every combination of the blocks' rows
-        (:func:`mrp_numpyro.blocks.likelihood_arrays`).
+        (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
     R : array (P, r)
     phi_loc : array (r,)
         Prior mean of ``phi``.

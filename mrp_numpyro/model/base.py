@@ -5,11 +5,11 @@ For cell ``c`` with ``trials[c]`` respondents,
     successes[c] ~ Binomial(trials[c], logit^-1(eta[c]))
     eta[c] = Intercept + X[c] @ beta + sum_g sd_g * z_g[group_index[c, g]]
 
-(evaluated block by block, :mod:`mrp_numpyro.blocks`), with ``z_g ~ Normal(0, 1)`` (the
+(evaluated block by block, :mod:`mrp_numpyro.model.blocks`), with ``z_g ~ Normal(0, 1)`` (the
 non-centred form, which avoids the funnel between a group's standard deviation and its
-effects; :mod:`mrp_numpyro.centring` gives the partially centred form NUTS uses),
+effects; :mod:`mrp_numpyro.model.centring` gives the partially centred form NUTS uses),
 ``sd_g ~ Gamma(shape, scale)``, ``beta ~ Normal(loc, scale / x_scale)`` and
-``Intercept ~ Normal(loc, scale)`` on centred predictors (see :mod:`mrp_numpyro.priors`).
+``Intercept ~ Normal(loc, scale)`` on centred predictors (see :mod:`mrp_numpyro.design.priors`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from ..design.cells import CellArrays, Design
+from ..design.layout import SITES, pack
+from ..design.priors import Priors
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks, likelihood_arrays
 from .centring import Centring, centring_for, centring_weights
-from .design import CellArrays, Design
-from .layout import SITES, pack
-from .priors import Priors
 
 __all__ = ["mrp_logit", "MRPModel", "build_model", "cell_logits", "cell_logits_by_cell", "PARAMETERIZATIONS"]
 
@@ -52,11 +52,11 @@ def mrp_logit(
     ----------
     rows : tuple of arrays (combinations_b, P)
         The cells' design matrix ``D`` (intercept, centred predictors, one-hot levels of
-        every group) in blocks, :attr:`mrp_numpyro.blocks.CellBlocks.rows`.
+        every group) in blocks, :attr:`mrp_numpyro.model.blocks.CellBlocks.rows`.
     index : int array (cells, blocks), or None
-        Each cell's row in every block (:attr:`~mrp_numpyro.blocks.CellBlocks.index`);
+        Each cell's row in every block (:attr:`~mrp_numpyro.model.blocks.CellBlocks.index`);
         ``None``: the cells are every combination of the blocks' rows
-        (:func:`mrp_numpyro.blocks.likelihood_arrays`).
+        (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
     trials : int array (cells,), or (combinations_0, ..., combinations_B) over the grid
         Respondents per cell.
     successes : int array, same shape as ``trials``, optional
@@ -68,7 +68,7 @@ def mrp_logit(
     priors : Priors
         Prior hyperparameters (static).
     centring : Centring, optional
-        Partial centring (:mod:`mrp_numpyro.centring`, static): the model samples every
+        Partial centring (:mod:`mrp_numpyro.model.centring`, static): the model samples every
         ``sd_<g>`` first, then ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
         and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
         intercepts ``sd z``. ``None``: non-centred.
@@ -126,7 +126,7 @@ class MRPModel:
         ``z_<g>``, which the poststratifier and the outputs use.
     parameterization : str
         ``noncentred`` (:func:`mrp_logit`), ``partial`` (the same with centring weights) or ``identified``
-        (:func:`mrp_numpyro.identified.mrp_logit_identified`).
+        (:func:`mrp_numpyro.model.identified.mrp_logit_identified`).
     """
 
     design: Design
@@ -157,14 +157,14 @@ def build_model(
     parameterization : {"noncentred", "partial", "identified"}
         The coordinates inference works in; the posterior is the same. ``noncentred`` is
         :func:`mrp_logit`; ``partial`` centres each level as much as its data allow
-        (:mod:`mrp_numpyro.centring`); ``identified`` integrates out the directions the
-        likelihood cannot see (:mod:`mrp_numpyro.identified`), which removes their funnels.
+        (:mod:`mrp_numpyro.model.centring`); ``identified`` integrates out the directions the
+        likelihood cannot see (:mod:`mrp_numpyro.model.identified`), which removes their funnels.
     sd_guess : mapping of group name to float, optional
         Each group's standard deviation as a pilot fit estimates it; required by ``partial``.
     max_grid_ratio : float
         The likelihood runs over every combination of the blocks' rows while there are at
         most this many per survey cell, else over the survey cells
-        (:func:`mrp_numpyro.blocks.likelihood_arrays`); the log density is the same.
+        (:func:`mrp_numpyro.model.blocks.likelihood_arrays`); the log density is the same.
     """
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"model.parameterization must be one of {list(PARAMETERIZATIONS)}, got {parameterization!r}")
@@ -237,7 +237,7 @@ def cell_logits_by_cell(
 ) -> np.ndarray:
     """:func:`cell_logits` laid out (cells, draws), C-contiguous.
 
-    Evaluated block by block (:mod:`mrp_numpyro.blocks`): for the 12,000 cells of the CCES
+    Evaluated block by block (:mod:`mrp_numpyro.model.blocks`): for the 12,000 cells of the CCES
     table, a state block and a demographic block, so two row gathers per batch of draws
     instead of one per term. Pass ``blocks`` (``cell_blocks(design, cells=cells)``) to
     reuse them over batches, and ``dtype`` to compute in float32.

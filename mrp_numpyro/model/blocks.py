@@ -3,7 +3,7 @@
 Write every regression effect of the model as one vector ``theta = (Intercept, beta, a_1,
 ..., a_G)`` (``a_g`` the varying intercepts of group ``g``); the linear predictor of the
 survey cells is ``eta = D @ theta``, with ``D`` (:meth:`mrp_numpyro.design.Design.design_matrix`,
-in the order of :class:`mrp_numpyro.layout.ParameterLayout`) holding a column of ones, the
+in the order of :class:`mrp_numpyro.design.layout.ParameterLayout`) holding a column of ones, the
 predictors and the one-hot levels of every group. Evaluated term by term, that is
 one gather over all cells per group (and one scatter-add per group in the gradient): with
 the 2018 CCES formula, seven of each over 6,603 cells, plus a cells x predictors product.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from .design import CellArrays, Design
+from ..design.cells import CellArrays, Design
 
 __all__ = ["CellBlocks", "cell_blocks", "block_predictor", "likelihood_arrays", "GRID_MAX_RATIO"]
 

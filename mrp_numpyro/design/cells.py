@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.schema import DataError, MRPData
 from .formula import ModelSpec
 from .layout import ParameterLayout
 from .priors import autoscale_denominators
-from .schema import DataError, MRPData
 
 __all__ = ["CellArrays", "Design", "build_design", "aggregate_cells"]
 

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .design import Design
+from ..design.cells import Design
 
 __all__ = ["Centring", "centring_for", "centring_weights", "SD_CAUTION"]
 

@@ -6,7 +6,7 @@
     summary = summarize_run(cfg, problem, fitted, estimates)
     write_run(out, cfg, problem, fitted, estimates, summary)
 
-:func:`mrp_numpyro.run.run` chains them and guards the run directory; experiments,
+:func:`mrp_numpyro.app.run.run` chains them and guards the run directory; experiments,
 notebooks and the spot check call the stages they need.
 """
 
@@ -27,19 +27,19 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..data.schema import MRPData
+from ..design.cells import Design, build_design
+from ..design.formula import parse_formula
+from ..design.priors import Priors
+from ..inference.pilot import pilot_sd
+from ..inference.result import Fit
+from ..labelled import poststrat_dataset, to_inference_data
+from ..model.base import MRPModel, build_model
+from ..outputs import write_csv, write_json, write_netcdf
+from ..poststratify import Poststratified, poststratify_draws
 from . import report
-from .design import Design, build_design
 from .device import configure_device
-from .formula import parse_formula
-from .inference.pilot import pilot_sd
-from .inference.result import Fit
-from .labelled import poststrat_dataset, to_inference_data
-from .model import MRPModel, build_model
-from .outputs import write_csv, write_json, write_netcdf
-from .poststratify import Poststratified, poststratify_draws
-from .priors import Priors
 from .rundir import CHECKPOINT
-from .schema import MRPData
 
 log = logging.getLogger("mrp_numpyro")
 
@@ -62,7 +62,7 @@ class Problem:
     dtype : numpy float type
         The fit's precision (float32 unless ``device.x64``).
     device : mapping
-        The JAX platform in effect (:func:`mrp_numpyro.device.configure_device`).
+        The JAX platform in effect (:func:`mrp_numpyro.app.device.configure_device`).
     timings : mapping of str to float
         Seconds to load the data, aggregate it into cells and build the model.
     """
@@ -263,7 +263,7 @@ def write_run(
 ) -> dict[str, Any]:
     """Write the estimates, the draws, the figures, ``report.html`` and, last, ``summary.json``.
 
-    ``config.yaml`` is written by :func:`mrp_numpyro.run.run` when the run starts. Returns the
+    ``config.yaml`` is written by :func:`mrp_numpyro.app.run.run` when the run starts. Returns the
     summary with the time of writing and of the report added.
     """
     out = Path(out)

@@ -18,8 +18,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .layout import SITES, ParameterLayout
-from .outputs import atomic_write, write_text
+from ..design.layout import SITES, ParameterLayout
+from ..outputs import atomic_write, write_text
 
 __all__ = ["pyplot", "save_png", "STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
 

@@ -23,7 +23,7 @@ def config_dir() -> Path:
     packaged = Path(str(resources.files("mrp_numpyro"))) / "conf"
     if (packaged / "config.yaml").is_file():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / "conf"
+    checkout = Path(__file__).resolve().parents[2] / "conf"
     if (checkout / "config.yaml").is_file():
         return checkout
     raise FileNotFoundError(f"mrp_numpyro configs not found in {packaged} or {checkout}; reinstall the package")

@@ -37,7 +37,7 @@ class SiteNames:
     intercept: str = "Intercept"
     coefficients: str = "beta"
     observed: str = "y"
-    #: The identified model's coordinates (:mod:`mrp_numpyro.identified`).
+    #: The identified model's coordinates (:mod:`mrp_numpyro.model.identified`).
     identified: str = "phi"
 
     def sd(self, group: str) -> str:
@@ -49,7 +49,7 @@ class SiteNames:
         return f"z_{group}"
 
     def centred(self, group: str) -> str:
-        """A group's partially centred intercepts ``u`` (:mod:`mrp_numpyro.centring`)."""
+        """A group's partially centred intercepts ``u`` (:mod:`mrp_numpyro.model.centring`)."""
         return f"u_{group}"
 
     def effect(self, group: str) -> str:

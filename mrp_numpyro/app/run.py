@@ -1,4 +1,4 @@
-"""``run(cfg)``: every stage of :mod:`mrp_numpyro.pipeline`, into a run directory.
+"""``run(cfg)``: every stage of :mod:`mrp_numpyro.app.pipeline`, into a run directory.
 
 The command line (``python -m mrp_numpyro``) is a thin Hydra wrapper around this function;
 notebooks and tests call it directly with a composed config (see :func:`compose_config`).
@@ -14,15 +14,15 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..data.schema import MRPData
+from ..design.cells import Design
+from ..inference.result import Fit
+from ..model.base import MRPModel
+from ..outputs import write_text
+from ..poststratify import Poststratified
 from .config import compose_config
-from .design import Design
-from .inference.result import Fit
-from .model import MRPModel
-from .outputs import write_text
 from .pipeline import Problem, estimate, fit, prepare, summarize_run, write_run
-from .poststratify import Poststratified
 from .rundir import run_directory
-from .schema import MRPData
 
 log = logging.getLogger("mrp_numpyro")
 
@@ -68,7 +68,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> RunResult:
     cfg : DictConfig
         The composed config (``conf/config.yaml`` and its groups).
     output_dir : path-like, optional
-        Run directory to write (:func:`mrp_numpyro.rundir.run_directory`: never one that
+        Run directory to write (:func:`mrp_numpyro.app.rundir.run_directory`: never one that
         holds a run, marked ``INCOMPLETE`` until finished). ``None`` writes nothing and
         only returns the result.
 

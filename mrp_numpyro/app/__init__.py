@@ -1,0 +1,1 @@
+"""The application layer: configs, the pipeline stages, the run directory and its report."""

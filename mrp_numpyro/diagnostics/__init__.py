@@ -1,0 +1,7 @@
+"""Diagnostics on arrays: PSIS of importance ratios, MCMC convergence, the verdict on a variational fit."""
+
+from .convergence import convergence_summary
+from .psis import KHAT_BAD, KHAT_GOOD, PSIS, importance_resample, psis
+from .verdict import verdict
+
+__all__ = ["KHAT_BAD", "KHAT_GOOD", "PSIS", "convergence_summary", "importance_resample", "psis", "verdict"]

@@ -1,0 +1,21 @@
+"""Convergence of MCMC chains: split R-hat and bulk and tail ESS (ArviZ) over every parameter."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+
+__all__ = ["convergence_summary"]
+
+
+def convergence_summary(draws: dict[str, np.ndarray]) -> dict[str, float]:
+    """Worst split R-hat and smallest bulk and tail ESS over every scalar of every parameter."""
+    idata = az.from_dict(posterior=draws)
+    rhat = az.rhat(idata)
+    bulk = az.ess(idata, method="bulk")
+    tail = az.ess(idata, method="tail")
+
+    def worst(ds, fn):
+        return float(fn([fn(ds[v].values) for v in ds.data_vars]))
+
+    return {"max_rhat": worst(rhat, np.max), "min_ess_bulk": worst(bulk, np.min), "min_ess_tail": worst(tail, np.min)}
