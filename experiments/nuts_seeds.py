@@ -53,7 +53,7 @@ def run_one(data_args: list[str], parameterization: str, seed: int, out: Path, e
     if run_dir.exists():
         shutil.rmtree(run_dir)
     command = [sys.executable, "-m", "mrp_numpyro", *data_args, "inference=nuts", f"seed={seed}",
-               f"model.parameterization={parameterization}", "progress=false", "report=false",
+               f"model/parameterization={parameterization}", "progress=false", "report=false",
                "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)

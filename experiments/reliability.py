@@ -33,8 +33,8 @@ from mrp_numpyro.app.config import compose_config
 from mrp_numpyro.app.run import run
 from mrp_numpyro.compare import compare_runs, overall
 
-STL = "optim.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO"
-DECAY = ["optim.final_step_size=2e-4", "optim.num_steps=30000", "optim.plateau_rtol=null"]
+STL = "inference.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO"
+DECAY = ["inference.optimizer.step_size.final=2e-4", "budget.svi_steps=30000", "inference.plateau_rtol=null"]
 METHODS = {
     "meanfield": ["guide=meanfield"],
     "fullrank": ["guide=fullrank"],
@@ -45,10 +45,10 @@ METHODS = {
     "coupled seed 1": ["guide=coupled", "seed=1"],
     "coupled seed 2": ["guide=coupled", "seed=2"],
     # Ablations of guide=coupled: one ingredient changed at a time.
-    "coupled, non-centred model": ["guide=coupled", "model.parameterization=noncentred"],
-    "coupled, Trace_ELBO": ["guide=coupled", "optim.elbo._target_=numpyro.infer.Trace_ELBO"],
-    "fullrank, identified, STL, decay": ["guide=fullrank", "model.parameterization=identified", STL, *DECAY],
-    "meanfield, identified, STL, decay": ["guide=meanfield", "model.parameterization=identified", STL, *DECAY],
+    "coupled, non-centred model": ["guide=coupled", "model/parameterization=noncentred"],
+    "coupled, Trace_ELBO": ["guide=coupled", "inference.elbo._target_=numpyro.infer.Trace_ELBO"],
+    "fullrank, identified, STL, decay": ["guide=fullrank", "model/parameterization=identified", STL, *DECAY],
+    "meanfield, identified, STL, decay": ["guide=meanfield", "model/parameterization=identified", STL, *DECAY],
     "nuts": ["inference=nuts"],
 }
 

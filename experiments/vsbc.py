@@ -49,8 +49,8 @@ def run_vsbc(guide: str, simulations: int, steps: int, draws: int, n: int, seed:
     result = vsbc_diagnostic(
         jax.random.PRNGKey(seed),
         simulator,
-        instantiate(cfg.guide)(simulator),
-        numpyro.optim.Adam(cfg.optim.step_size),
+        instantiate(cfg.inference.guide)(simulator),
+        numpyro.optim.Adam(cfg.inference.optimizer.step_size.init),
         Trace_ELBO(),
         observed_sites=["y"],
         num_simulations=simulations,

@@ -29,7 +29,7 @@ from .design.cells import Design, build_design
 from .design.formula import parse_formula
 from .design.priors import Priors
 from .inference import Fit, fit_nuts, fit_svi
-from .model.base import MRPModel, build_model, mrp_logit
+from .model import MRPModel, build_model, mrp_logit
 from .poststratify import poststratify, poststratify_draws, summarize
 
 __version__ = "0.1.0"

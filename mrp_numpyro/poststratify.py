@@ -19,7 +19,7 @@ import pandas as pd
 from .data.schema import DataError
 from .design.cells import Design
 from .inference.result import flatten_draws
-from .model.base import cell_logits_by_cell
+from .model.predict import cell_logits_by_cell
 from .model.blocks import cell_blocks
 
 __all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]

@@ -1,10 +1,10 @@
 """Spot check: VI and NUTS on the same random subsample, compared.
 
 The validation workflow for data too large to run MCMC on every time: draw a subsample
-(``data.n``, e.g. 5,000), fit the configured VI method and the reference method
-(``reference``, NUTS) to it, and compare their state and national estimates with
-:mod:`mrp_numpyro.compare`. The run directory holds ``vi/``, ``reference/`` and
-``compare/`` (table and figures), and ``spotcheck.json`` with the summary.
+(``data.n``, e.g. 5,000), fit the configured VI method and the reference (the same config
+with the overrides of ``reference``, ``[inference=nuts]``) to it, and compare their state
+and national estimates with :mod:`mrp_numpyro.compare`. The run directory holds ``vi/``,
+``reference/`` and ``compare/`` (table and figures), and ``spotcheck.json`` with the summary.
 
 Command line::
 
@@ -17,8 +17,9 @@ import logging
 from pathlib import Path
 
 import hydra
+from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from .app.config import HYDRA_VERSION_BASE, config_dir
 from .app.run import run
@@ -30,8 +31,17 @@ log = logging.getLogger("mrp_numpyro")
 __all__ = ["spot_check"]
 
 
-def spot_check(cfg: DictConfig, out: str | Path) -> dict:
-    """Run ``cfg``'s VI method and ``cfg.reference`` on the same data and compare them.
+def spot_check(cfg: DictConfig, reference: DictConfig, out: str | Path) -> dict:
+    """Run ``cfg``'s VI method and the ``reference`` config on the same data and compare them.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The VI run.
+    reference : DictConfig
+        The run it is judged against, e.g. ``compose_config([..., "inference=nuts"])``.
+    out : path-like
+        Directory for ``vi/``, ``reference/``, ``compare/`` and ``spotcheck.json``.
 
     Returns
     -------
@@ -39,12 +49,8 @@ def spot_check(cfg: DictConfig, out: str | Path) -> dict:
         Summary of both runs (method, verdict, k-hat, times) and of the comparison.
     """
     out = Path(out)
-    vi_cfg = cfg.copy()
-    ref_cfg = cfg.copy()
-    with open_dict(ref_cfg):
-        ref_cfg.inference = cfg.reference
-    vi = run(vi_cfg, out / "vi")
-    ref = run(ref_cfg, out / "reference")
+    vi = run(cfg, out / "vi")
+    ref = run(reference, out / "reference")
     names = (vi.fit.diagnostics.get("guide") or vi.fit.method, ref.fit.method.upper())
     table = write_comparison(out / "vi", out / "reference", out / "compare", names=names)
     summary = {
@@ -69,7 +75,10 @@ def spot_check(cfg: DictConfig, out: str | Path) -> dict:
 
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="spotcheck")
 def main(cfg: DictConfig) -> None:
-    spot_check(cfg, Path(HydraConfig.get().runtime.output_dir))
+    # The reference is the command line's own overrides with those of `reference` after them.
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("reference")]
+    reference = compose(config_name="config", overrides=[*overrides, *cfg.reference])
+    spot_check(cfg, reference, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def test_levels_without_respondents_are_predicted(tmp_path):
 
     design = build_design(parse_formula(cfg.model.formula), data)
     model = build_model(design, Priors())
-    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=10_000, num_draws=1000)
+    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.inference.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=10_000, num_draws=1000)
     table = poststratify_draws(fit.draws, design, {"state": ["state"]})["state"].summary().set_index("state")
     wy = table.loc["WY"]
     assert np.isfinite(wy[["mean", "q5", "q95"]]).all() and wy["q5"] < wy["mean"] < wy["q95"]
@@ -233,7 +233,7 @@ def test_numerical_blow_up_never_writes_nan(tmp_path):
     """An absurd step size either stops with a clear error or leaves finite estimates."""
     from mrp_numpyro.inference import FitError
 
-    cfg = compose_config(FAST + ["optim.step_size=1e6", "budget.svi_steps=100"])
+    cfg = compose_config(FAST + ["inference.optimizer.step_size.init=1e6", "budget.svi_steps=100"])
     try:
         run(cfg, tmp_path)
     except FitError as err:
@@ -258,21 +258,35 @@ def test_report_without_national_grouping(tmp_path):
     [
         (["guide=coupled"], "identified"),
         (["guide=meanfield"], "noncentred"),
-        # NUTS gets partial centring from a pilot fit, whatever the guide group says.
-        (["guide=coupled", "inference=nuts"], "partial"),
-        (["guide=coupled", "model.parameterization=noncentred"], "noncentred"),
-        (["inference=nuts", "model.parameterization=identified"], "identified"),
+        # NUTS gets partial centring from a pilot fit.
+        (["inference=nuts"], "partial"),
+        (["guide=coupled", "model/parameterization=noncentred"], "noncentred"),
+        (["inference=nuts", "model/parameterization=identified"], "identified"),
+        (["method=meanfield"], "noncentred"),
+        (["method=nuts"], "partial"),
     ],
 )
-def test_parameterization_auto(overrides, expected):
-    from mrp_numpyro.app.pipeline import _parameterization
+def test_the_method_chooses_its_coordinates_unless_the_config_does(overrides, expected):
+    from hydra.utils import instantiate
 
-    assert _parameterization(compose_config(overrides)) == expected
+    from mrp_numpyro.model import PARAMETERIZATIONS
+
+    chosen = instantiate(compose_config(overrides).model.parameterization)
+    assert chosen.name == expected and type(chosen) is PARAMETERIZATIONS[expected]
+
+
+def test_a_nuts_run_carries_no_guide_settings():
+    cfg = compose_config(["inference=nuts"])
+    assert "guide" not in cfg.inference and "optimizer" not in cfg.inference and "elbo" not in cfg.inference
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="guide"):
+        compose_config(["inference=nuts", "guide=meanfield"])
 
 
 def test_identified_nuts_run(tmp_path):
     """NUTS in identified coordinates writes the same shared parameters as the non-centred model."""
-    cfg = compose_config(FAST + ["inference=nuts", "model.parameterization=identified"])
+    cfg = compose_config(FAST + ["inference=nuts", "model/parameterization=identified"])
     result = run(cfg, tmp_path)
     summary = check_run_dir(tmp_path, "nuts")
     assert summary["parameterization"] == "identified"

@@ -46,8 +46,8 @@ def test_compare_two_runs_and_spot_check(tmp_path, capsys):
     assert same["max_abs_diff_pp"] == 0 and same["ratio90_min"] == 1
 
     cfg = compose_config(fast, config_name="spotcheck")
-    assert cfg.data.n == 2000 and cfg.reference._target_.endswith("fit_nuts")
-    summary = spot_check(cfg, tmp_path / "spot")
+    assert cfg.data.n == 2000 and list(cfg.reference) == ["inference=nuts"]
+    summary = spot_check(cfg, compose_config(fast + list(cfg.reference)), tmp_path / "spot")
     saved = json.loads((tmp_path / "spot" / "spotcheck.json").read_text())
     assert saved["comparison"]["max_abs_diff_pp"] == pytest.approx(summary["comparison"]["max_abs_diff_pp"])
     assert saved["vi"]["verdict"] in ("pass", "warn", "fail")

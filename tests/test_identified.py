@@ -111,7 +111,7 @@ def test_recovered_effects_follow_the_prior_exactly(design, basis):
 
 
 def test_unknown_parameterization_is_refused(design):
-    with pytest.raises(ValueError, match="model.parameterization must be one of"):
+    with pytest.raises(ValueError, match="unknown parameterization .centred.; the registered ones are"):
         build_model(design, Priors(), parameterization="centred")
 
 

@@ -249,9 +249,9 @@ def test_method_group_sets_guide_and_inference(method, target):
     cfg = compose_config([f"method={method}"])
     assert cfg.inference._target_.endswith(target)
     if method != "nuts":
-        assert cfg.guide._target_ == compose_config([f"guide={method}"]).guide._target_
+        assert cfg.inference.guide._target_ == compose_config([f"guide={method}"]).inference.guide._target_
     # An explicit guide= still wins over the method's.
-    assert compose_config(["method=fullrank", "guide=lowrank"]).guide._target_.endswith("AutoLowRankMultivariateNormal")
+    assert compose_config(["method=fullrank", "guide=lowrank"]).inference.guide._target_.endswith("AutoLowRankMultivariateNormal")
 
 
 def test_presets_compose_with_the_fast_one():

@@ -31,10 +31,9 @@ from ..data.schema import MRPData
 from ..design.cells import Design, build_design
 from ..design.formula import parse_formula
 from ..design.priors import Priors
-from ..inference.pilot import pilot_sd
 from ..inference.result import Fit
 from ..labelled import poststrat_dataset, to_inference_data
-from ..model.base import MRPModel, build_model
+from ..model import MRPModel, Parameterization
 from ..outputs import write_csv, write_json, write_netcdf
 from ..poststratify import Poststratified, poststratify_draws
 from . import report
@@ -94,31 +93,6 @@ class Estimates:
     seconds: float
 
 
-def _parameterization(cfg: DictConfig) -> str:
-    """``model.parameterization``, with ``auto`` resolved: the guide's choice for SVI, else partial.
-
-    NUTS gets each level centred as far as its data allow (on the full CCES, 1 divergence
-    in 16,000 draws over four seeds, against 10 in 4,000 non-centred; BENCHMARKS.md); the
-    coupled guide fits best in identified coordinates.
-    """
-    chosen = cfg.model.get("parameterization", "auto")
-    if chosen != "auto":
-        return chosen
-    if str(cfg.inference.get("_target_", "")).endswith("fit_svi"):
-        return cfg.get("optim", {}).get("parameterization", "noncentred")
-    return "partial"
-
-
-def _build(design: Design, priors: Priors, dtype, parameterization: str, key: jax.Array) -> MRPModel:
-    """The model in the chosen coordinates; ``partial`` first runs a pilot mean-field fit for the group sds."""
-    sd_guess = None
-    if parameterization == "partial" and design.group_names:
-        sd_guess = pilot_sd(build_model(design, priors, dtype=dtype), key)
-    elif parameterization == "partial":  # no groups: nothing to centre
-        parameterization = "noncentred"
-    return build_model(design, priors, dtype=dtype, parameterization=parameterization, sd_guess=sd_guess)
-
-
 def prepare(cfg: DictConfig) -> Problem:
     """Configure the device, load and validate the data, build the design, the priors and the model.
 
@@ -145,7 +119,10 @@ def prepare(cfg: DictConfig) -> Problem:
     t = time.perf_counter()
     key = jax.random.PRNGKey(int(cfg.seed))
     dtype = np.float64 if device["x64"] else np.float32
-    model = _build(design, priors, dtype, _parameterization(cfg), jax.random.fold_in(key, 1))
+    # The coordinates (conf/model/parameterization/), as the inference method prefers them
+    # unless the config says otherwise; the partial one first runs its pilot fit.
+    parameterization: Parameterization = instantiate(cfg.model.parameterization)
+    model = parameterization.build(design, priors, dtype=dtype, rng_key=jax.random.fold_in(key, 1))
     timings["model"] = time.perf_counter() - t
     log.info(
         "model: %s; %d occupied cells from %d respondents; %d poststratification cells",

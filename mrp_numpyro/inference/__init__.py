@@ -5,7 +5,8 @@ from ..diagnostics.convergence import convergence_summary
 from .elbo import StickingTheLandingELBO
 from .guides import AutoCoupledNormal
 from .nuts import fit_nuts
+from .pilot import pilot_sd
 from .result import Fit, FitError, flatten_draws
 from .svi import fit_svi
 
-__all__ = ["AutoCoupledNormal", "StickingTheLandingELBO", "Fit", "FitError", "fit_nuts", "fit_svi", "flatten_draws", "convergence_summary"]
+__all__ = ["AutoCoupledNormal", "StickingTheLandingELBO", "Fit", "FitError", "fit_nuts", "fit_svi", "flatten_draws", "convergence_summary", "pilot_sd"]

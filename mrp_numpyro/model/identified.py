@@ -27,6 +27,7 @@ coordinates change, with unit Jacobian).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Mapping
 
 import jax
@@ -38,9 +39,10 @@ import numpyro.distributions as dist
 from ..design.cells import Design
 from ..design.layout import SITES, ParameterLayout
 from ..design.priors import Priors
-from .blocks import CellBlocks, block_predictor, cell_blocks
+from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
+from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
 
-__all__ = ["IdentifiedBasis", "identified_basis", "mrp_logit_identified", "recover_effects"]
+__all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
 
 # Singular values of D below this fraction of the largest are null directions. The exact
 # ones are zero to rounding (about 1e-13 relative); real but weak directions are far above.
@@ -238,3 +240,35 @@ def recover_effects(
             dev = np.linalg.solve(np.swapaxes(chol, -1, -2), noise[sl][..., None])[..., 0]
             theta[sl] += (mean + dev) @ N.T
     return basis.layout.unpack(theta, sd)
+
+
+@register_parameterization
+@dataclass(frozen=True)
+class Identified(Parameterization):
+    """The directions the survey cells cannot see integrated out (the module docstring); the coupled guide's coordinates.
+
+    Parameters
+    ----------
+    grouped : bool
+        Build the identified basis group by group (:func:`identified_basis`).
+    """
+
+    name = "identified"
+
+    grouped: bool = True
+
+    def build(
+        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        rng_key: jax.Array | None = None,
+    ) -> MRPModel:
+        blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
+        basis = identified_basis(design, priors, grouped=self.grouped)
+        return MRPModel(
+            design,
+            priors,
+            partial(mrp_logit_identified, group_names=design.group_names, priors=priors),
+            {**identified_arrays(design, basis, dtype, blocks), **likelihood},
+            latent_sites=(SITES.identified,) + design.layout.sd_sites,
+            effects=partial(recover_effects, design=design, basis=basis),
+            parameterization=self.name,
+        )

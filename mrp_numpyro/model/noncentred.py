@@ -1,0 +1,120 @@
+"""The hierarchical logit as a plain NumPyro function over arrays, non-centred.
+
+For cell ``c`` with ``trials[c]`` respondents,
+
+    successes[c] ~ Binomial(trials[c], logit^-1(eta[c]))
+    eta[c] = Intercept + X[c] @ beta + sum_g sd_g * z_g[group_index[c, g]]
+
+(evaluated block by block, :mod:`mrp_numpyro.model.blocks`), with ``z_g ~ Normal(0, 1)`` (the
+non-centred form, which avoids the funnel between a group's standard deviation and its
+effects; :mod:`mrp_numpyro.model.partial` centres each level as far as its data allow),
+``sd_g ~ Gamma(shape, scale)``, ``beta ~ Normal(loc, scale / x_scale)`` and
+``Intercept ~ Normal(loc, scale)`` on centred predictors (see :mod:`mrp_numpyro.design.priors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from ..design.cells import Design
+from ..design.layout import SITES, pack
+from ..design.priors import Priors
+from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
+from .blocks import GRID_MAX_RATIO, block_predictor
+from .centring import Centring, centring_weights
+
+__all__ = ["mrp_logit", "NonCentred", "logit_arguments"]
+
+
+def mrp_logit(
+    rows,
+    index,
+    trials,
+    successes=None,
+    *,
+    coef_scale,
+    group_names: tuple[str, ...],
+    group_sizes: tuple[int, ...],
+    priors: Priors,
+    centring: Centring | None = None,
+):
+    """Hierarchical binomial logit over aggregated cells.
+
+    Parameters
+    ----------
+    rows : tuple of arrays (combinations_b, P)
+        The cells' design matrix ``D`` (intercept, centred predictors, one-hot levels of
+        every group) in blocks, :attr:`mrp_numpyro.model.blocks.CellBlocks.rows`.
+    index : int array (cells, blocks), or None
+        Each cell's row in every block (:attr:`~mrp_numpyro.model.blocks.CellBlocks.index`);
+        ``None``: the cells are every combination of the blocks' rows
+        (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
+    trials : int array (cells,), or (combinations_0, ..., combinations_B) over the grid
+        Respondents per cell.
+    successes : int array, same shape as ``trials``, optional
+        Observed "1" answers per cell; ``None`` samples them (prior/posterior prediction).
+    coef_scale : array (p,)
+        Prior standard deviation of each coefficient (already autoscaled).
+    group_names, group_sizes : tuple
+        Names and numbers of levels of the varying-intercept terms (static).
+    priors : Priors
+        Prior hyperparameters (static).
+    centring : Centring, optional
+        Partial centring (:mod:`mrp_numpyro.model.centring`, static): the model samples every
+        ``sd_<g>`` first, then ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
+        and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
+        intercepts ``sd z``. ``None``: non-centred.
+    """
+    intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
+    beta = numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1)) if coef_scale.shape[0] else None
+    sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
+    effects = []
+    if centring is None:
+        for name, size in zip(group_names, group_sizes):
+            sd = numpyro.sample(SITES.sd(name), sd_prior)
+            with numpyro.plate(name, size):
+                effects.append(sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0)))
+    else:
+        # Every sd first: a main effect's weights depend on its interactions' sds.
+        sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
+        for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring)):
+            with numpyro.plate(name, size):
+                effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
+    eta = block_predictor(pack(intercept, beta, effects), rows, index)
+    with numpyro.plate_stack("cells", trials.shape):
+        numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
+
+
+def logit_arguments(design: Design, priors: Priors, dtype, max_grid_ratio: float) -> tuple[partial, dict]:
+    """:func:`mrp_logit` with the design's static settings bound, and its array arguments."""
+    blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
+    fn = partial(
+        mrp_logit,
+        coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
+        group_names=design.group_names,
+        group_sizes=design.group_sizes,
+        priors=priors,
+    )
+    return fn, {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
+
+
+@register_parameterization
+@dataclass(frozen=True)
+class NonCentred(Parameterization):
+    """Each group's intercepts ``sd_g * z_g`` with ``z_g ~ Normal(0, 1)``: :func:`mrp_logit` as written."""
+
+    name = "noncentred"
+
+    def build(
+        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        rng_key: jax.Array | None = None,
+    ) -> MRPModel:
+        fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
+        return MRPModel(design, priors, fn, kwargs, latent_sites=design.layout.shared_sites, parameterization=self.name)

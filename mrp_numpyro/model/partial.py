@@ -1,0 +1,87 @@
+"""Partially centred coordinates: each level centred as far as its data allow (NUTS's default).
+
+Each level's intercept is ``sd_g^(1 - c) * u`` with ``u ~ Normal(0, sd_g^c)``, the weight
+``c`` between 0 (non-centred) and 1 (centred) growing with what the data say about the level
+against the prior (:mod:`mrp_numpyro.model.centring`). The weights need a guess of every
+group's sd; :class:`PartiallyCentred` takes it as ``sd_guess``, or runs ``pilot`` (a quick
+fit, :func:`mrp_numpyro.inference.pilot_sd` in the config) on the non-centred model first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Mapping
+
+import jax
+import numpy as np
+
+from ..design.cells import Design
+from ..design.layout import SITES
+from ..design.priors import Priors
+from .base import MRPModel, Parameterization, register_parameterization
+from .blocks import GRID_MAX_RATIO
+from .centring import SD_CAUTION, centring_for, centring_weights
+from .noncentred import NonCentred, logit_arguments
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PartiallyCentred"]
+
+
+def _decentre(draws, rng_key, *, group_names, centring):
+    """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds."""
+    centred = {SITES.centred(name) for name in group_names}
+    out = {k: v for k, v in draws.items() if k not in centred}
+    sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
+    for name, sd, c in zip(group_names, sds, centring_weights(sds, centring)):
+        u = np.asarray(draws[SITES.centred(name)], np.float64)
+        out[SITES.z(name)] = u * sd[:, None] ** -c
+    return out
+
+
+@register_parameterization
+@dataclass(frozen=True)
+class PartiallyCentred(Parameterization):
+    """Every level centred as far as its data allow, from a guess of each group's sd.
+
+    Parameters
+    ----------
+    sd_guess : mapping of group name to float, optional
+        Each group's sd (a pilot fit's posterior median).
+    pilot : callable, optional
+        ``pilot(model, rng_key) -> sd_guess``, run on the non-centred model when no
+        ``sd_guess`` is given (:func:`mrp_numpyro.inference.pilot_sd`).
+    caution : float
+        The guesses are divided by this (:data:`~mrp_numpyro.model.centring.SD_CAUTION`).
+    """
+
+    name = "partial"
+
+    sd_guess: Mapping[str, float] | None = None
+    pilot: Callable | None = None
+    caution: float = SD_CAUTION
+
+    def build(
+        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        rng_key: jax.Array | None = None,
+    ) -> MRPModel:
+        if not design.group_names:
+            log.info("partial centring: the formula has no varying intercepts, so the model is non-centred")
+            return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
+        sd_guess = self.sd_guess
+        if sd_guess is None:
+            if self.pilot is None or rng_key is None:
+                raise ValueError(
+                    "partial centring needs sd_guess, the group sds, or a pilot fit and an rng_key to estimate them"
+                )
+            sd_guess = self.pilot(NonCentred().build(design, priors, dtype=dtype), rng_key)
+        centring = centring_for(design, sd_guess, self.caution)
+        fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
+        layout = design.layout
+        latent = layout.fixed_sites + tuple(s for g in layout.group_names for s in (SITES.sd(g), SITES.centred(g)))
+        effects = partial(_decentre, group_names=design.group_names, centring=centring)
+        return MRPModel(
+            design, priors, partial(fn, centring=centring), kwargs, latent_sites=latent, effects=effects, parameterization=self.name
+        )
