@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
-from mrp_numpyro.app.config import compose_config
+from mrp_numpyro import RunResult, compose_config, run
 from mrp_numpyro.app.report import pyplot, save_png
-from mrp_numpyro.app.run import RunResult, run
 
 # States with fewer respondents than this in the subsample count as small.
 FEW = 50

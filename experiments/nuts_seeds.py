@@ -17,7 +17,6 @@ markdown table and writes it, with a CSV, to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from mrp_numpyro.collect import markdown as collect_markdown
+from mrp_numpyro.collect import run_row
+from mrp_numpyro.design import SITES
 
 
 def divergent_tails(run_dir: Path) -> str:
@@ -38,12 +41,13 @@ def divergent_tails(run_dir: Path) -> str:
         return ""
     parts = []
     for name in post.data_vars:
-        if not name.startswith("sd_"):
+        group = SITES.sd_group(name)
+        if group is None:
             continue
         v = post[name].values.reshape(-1)
         pct = 100 * np.mean(v[None, :] < v[diverging][:, None], axis=1)
         if np.mean(pct) < 10 or np.mean(pct) > 90:
-            parts.append(f"{name[3:]} {np.median(pct):.0f}")
+            parts.append(f"{group} {np.median(pct):.0f}")
     return "; ".join(parts)
 
 
@@ -58,38 +62,24 @@ def run_one(data_args: list[str], parameterization: str, seed: int, out: Path, e
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     wall = time.perf_counter() - start
-    s = json.loads((run_dir / "summary.json").read_text())
-    d, t = s["diagnostics"], s["timings_s"]
+    r = run_row(run_dir)
     return {
-        "respondents": s["n_respondents"],
-        "parameterization": s["parameterization"],
+        "respondents": r["n_respondents"],
+        "parameterization": r["parameterization"],
         "seed": seed,
         "wall_s": wall,
-        "model_s": t.get("model", 0.0),
-        "fit_s": t["fit"],
-        "divergences": d["divergences"],
-        "leapfrog_steps": d["mean_leapfrog_steps"],
-        "max_rhat": d["max_rhat"],
-        "min_ess_bulk": d["min_ess_bulk"],
+        "model_s": r["t_model_s"] or 0.0,
+        "fit_s": r["t_fit_s"],
+        "divergences": r["divergences"],
+        "leapfrog_steps": r["mean_leapfrog_steps"],
+        "max_rhat": r["max_rhat"],
+        "min_ess_bulk": r["min_ess_bulk"],
         "divergent draws: sd percentile (median)": divergent_tails(run_dir),
     }
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table.to_dict("records"):
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append(f"{v:.4f}" if c == "max_rhat" else f"{v:.0f}" if c in ("min_ess_bulk", "leapfrog_steps") else f"{v:.1f}")
-            elif isinstance(v, (int, np.integer)) and c == "respondents":
-                cells.append(f"{v:,}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return collect_markdown(table, {"max_rhat": ".4f", "min_ess_bulk": ".0f", "leapfrog_steps": ".0f"}, default=".1f")
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mrp_numpyro.app.config import compose_config
-from mrp_numpyro.app.run import run
-from mrp_numpyro.compare import compare_runs, overall
+from mrp_numpyro import compose_config, run
+from mrp_numpyro.collect import add_reference, run_row
+from mrp_numpyro.collect import markdown as collect_markdown
 
 STL = "inference.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO"
 DECAY = ["inference.optimizer.step_size.final=2e-4", "budget.svi_steps=30000", "inference.plateau_rtol=null"]
@@ -71,34 +71,12 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path) -> pd.DataFrame:
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         wall = time.perf_counter() - start
-        summary = json.loads((run_dir / "summary.json").read_text())
-        d = summary["diagnostics"]
-        rows.append(
-            {
-                "method": name,
-                "wall_s": wall,
-                "fit_s": summary["timings_s"]["fit"],
-                "steps": d.get("steps_run"),
-                "khat": d.get("khat"),
-                "psis_ess": d.get("psis_ess"),
-                "verdict": d.get("verdict"),
-                "divergences": d.get("divergences"),
-                "max_rhat": d.get("max_rhat"),
-                "min_ess_bulk": d.get("min_ess_bulk"),
-                "national_pct": 100 * summary["national_mean"],
-            }
-        )
+        rows.append({**run_row(run_dir), "method": name, "wall_s": wall})
         print(f"{name}: {wall:.1f} s", flush=True)
     table = pd.DataFrame(rows)
     if "nuts" in methods:
-        for i, name in enumerate(table["method"]):
-            if name == "nuts":
-                continue
-            c = overall(compare_runs(run_dir_of(out, name), run_dir_of(out, "nuts"))[0])
-            table.loc[i, "mean_abs_diff_pp"] = c["mean_abs_diff_pp"]
-            table.loc[i, "max_abs_diff_pp"] = c["max_abs_diff_pp"]
-            table.loc[i, "ratio90_min"] = c["ratio90_min"]
-            table.loc[i, "ratio90_max"] = c["ratio90_max"]
+        # State means and interval widths of every method against NUTS's (the collector's ref_* columns).
+        table = add_reference(table, reference=run_dir_of(out, "nuts"))
     return table
 
 
@@ -122,23 +100,32 @@ def coverage_rows(methods: list[str], replications: int, n: int, extra: Sequence
 
 
 def markdown(table: pd.DataFrame) -> str:
-    def fmt(x, spec):
-        return "" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+    """The BENCHMARKS.md table: one row per method, ranges and coverage with their standard errors."""
 
-    lines = [
-        "| method | wall (s) | k-hat | PSIS ESS | national (%) | mean abs diff vs NUTS (pp) | max abs diff (pp) | 90 % width ratio | 50 % coverage | 90 % coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    def get(r, key):
+        value = r.get(key)
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+    def fmt(x, spec):
+        return "" if x is None else format(x, spec)
+
+    rows = []
     for r in table.to_dict("records"):
-        ratio = "" if np.isnan(r.get("ratio90_min", np.nan)) else f"{r['ratio90_min']:.2f}-{r['ratio90_max']:.2f}"
-        cov50 = "" if np.isnan(r.get("cov50", np.nan)) else f"{r['cov50']:.2f} ± {r['cov50_se']:.2f}"
-        cov90 = "" if np.isnan(r.get("cov90", np.nan)) else f"{r['cov90']:.2f} ± {r['cov90_se']:.2f}"
-        lines.append(
-            f"| {r['method']} | {fmt(r['wall_s'], '.1f')} | {fmt(r.get('khat'), '.2f')} | {fmt(r.get('psis_ess'), '.1f')} | "
-            f"{fmt(r['national_pct'], '.2f')} | {fmt(r.get('mean_abs_diff_pp'), '.2f')} | {fmt(r.get('max_abs_diff_pp'), '.2f')} | "
-            f"{ratio} | {cov50} | {cov90} |"
-        )
-    return "\n".join(lines)
+        lo, hi = get(r, "ref_ratio90_min"), get(r, "ref_ratio90_max")
+        cov50, cov90 = get(r, "cov50"), get(r, "cov90")
+        rows.append({
+            "method": r["method"],
+            "wall (s)": fmt(get(r, "wall_s"), ".1f"),
+            "k-hat": fmt(get(r, "khat"), ".2f"),
+            "PSIS ESS": fmt(get(r, "psis_ess"), ".1f"),
+            "national (%)": fmt(get(r, "national_pct"), ".2f"),
+            "mean abs diff vs NUTS (pp)": fmt(get(r, "ref_mean_abs_diff_pp"), ".2f"),
+            "max abs diff (pp)": fmt(get(r, "ref_max_abs_diff_pp"), ".2f"),
+            "90 % width ratio": "" if lo is None else f"{lo:.2f}-{hi:.2f}",
+            "50 % coverage": "" if cov50 is None else f"{cov50:.2f} ± {r['cov50_se']:.2f}",
+            "90 % coverage": "" if cov90 is None else f"{cov90:.2f} ± {r['cov90_se']:.2f}",
+        })
+    return collect_markdown(pd.DataFrame(rows))
 
 
 def main() -> None:

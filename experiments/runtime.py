@@ -20,7 +20,6 @@ Prints a markdown table and writes it, with a CSV, to --out (the CSV after every
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from mrp_numpyro.collect import markdown as collect_markdown
+from mrp_numpyro.collect import run_row as collect_run_row
 
 # The child reports its own peak resident memory when it exits.
 CHILD = (
@@ -55,10 +57,9 @@ def run_row(label: str, data_args: list[str], method: str, out: Path, extra: tup
     run_dir = out / "runs" / f"{label.replace(' ', '_').replace(',', '').replace('=', '')}_{method}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    method_args = ["inference=nuts"] if method == "nuts" else [f"guide={method}"]
     rss_file = out / "rss.txt"
     code = CHILD.replace("sys.argv_rss", repr(str(rss_file)))
-    command = [sys.executable, "-c", code, "--", *data_args, *method_args, "progress=false",
+    command = [sys.executable, "-c", code, "--", *data_args, f"method={method}", "progress=false",
                "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
     start = time.perf_counter()
     try:
@@ -70,52 +71,41 @@ def run_row(label: str, data_args: list[str], method: str, out: Path, extra: tup
         print(err.stderr.decode(errors="replace")[-3000:], file=sys.stderr, flush=True)
         return {"data": label, "method": method, "wall_s": time.perf_counter() - start, "note": f"failed (exit {err.returncode})"}
     wall = time.perf_counter() - start
-    s = json.loads((run_dir / "summary.json").read_text())
-    d, t = s["diagnostics"], s["timings_s"]
+    r = collect_run_row(run_dir)
     return {
         "data": label,
         "method": method,
-        "device": s["device"].get("device_kind", s["device"]["platform"]),
-        "respondents": s["n_respondents"],
-        "cells": s["n_occupied_cells"],
+        "device": r["device"],
+        "respondents": r["n_respondents"],
+        "cells": r["n_occupied_cells"],
         "wall_s": wall,
-        "load_aggregate_s": t["load"] + t["aggregate"],
+        "load_aggregate_s": r["t_load_s"] + r["t_aggregate_s"],
         # Building the model; for NUTS this is the pilot mean-field fit of partial centring.
-        "model_s": t.get("model", 0.0),
-        "fit_s": t["fit"],
+        "model_s": r["t_model_s"] or 0.0,
+        "fit_s": r["t_fit_s"],
         # SVI only: set-up, compilation and steps (fit_s adds the PSIS check on 16,000 draws).
-        "optimise_s": d.get("optimise_s"),
-        "poststratify_s": t["poststratify"],
+        "optimise_s": r["optimise_s"],
+        "poststratify_s": r["t_poststratify_s"],
         "peak_rss_mb": int(rss_file.read_text()) / 1024,
-        "steps": d.get("steps_run"),
-        "khat": d.get("khat"),
-        "divergences": d.get("divergences"),
-        "max_rhat": d.get("max_rhat"),
-        "min_ess_bulk": d.get("min_ess_bulk"),
-        "national_pct": 100 * s["national_mean"],
+        "steps": r["steps_run"],
+        "khat": r["khat"],
+        "divergences": r["divergences"],
+        "max_rhat": r["max_rhat"],
+        "min_ess_bulk": r["min_ess_bulk"],
+        "national_pct": r["national_pct"],
         "note": "",
     }
 
 
+COLUMNS = ["data", "method", "device", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s",
+           "poststratify_s", "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct", "note"]
+# Counts turn into floats in a column that has a stopped row's gaps.
+FORMATS = {"respondents": ",.0f", "cells": ",.0f", "peak_rss_mb": ".0f", "steps": ".0f", "divergences": ".0f",
+           "min_ess_bulk": ".0f", "max_rhat": ".4f"}
+
+
 def markdown(table: pd.DataFrame) -> str:
-    cols = ["data", "method", "device", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s", "poststratify_s",
-            "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct", "note"]
-    table = table.reindex(columns=cols)
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
-    lines = [head]
-    for r in table[cols].to_dict("records"):
-        cells = []
-        for c in cols:
-            v = r[c]
-            if v is None or (isinstance(v, float) and pd.isna(v)):
-                cells.append("")
-            elif isinstance(v, float):
-                # Counts turn into floats in a column that has a stopped row's gaps.
-                cells.append(f"{v:,.0f}" if c in ("respondents", "cells") else f"{v:.0f}" if c in ("peak_rss_mb", "steps", "divergences", "min_ess_bulk") else f"{v:.4f}" if c == "max_rhat" else f"{v:.2f}")
-            else:
-                cells.append(f"{v:,}" if isinstance(v, int) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return collect_markdown(table.reindex(columns=COLUMNS), FORMATS)
 
 
 def main() -> None:

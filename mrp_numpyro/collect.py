@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,10 +36,15 @@ from .outputs import write_csv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["find_runs", "run_row", "collect", "add_reference", "CollectSweep", "main"]
+__all__ = ["find_runs", "run_row", "collect", "add_reference", "markdown", "CollectSweep", "main"]
 
 # Keys a run's grouping shares with the reference it is compared with (--reference-method).
 MATCH_KEYS = ("data", "data_dir", "n", "seed", "formula")
+# Diagnostics of either method copied into the row (absent ones are empty).
+DIAGNOSTICS = (
+    "steps_run", "converged", "final_elbo", "optimise_s", "khat", "psis_ess",
+    "divergences", "mean_leapfrog_steps", "max_rhat", "min_ess_bulk", "min_ess_tail",
+)
 # Columns printed by the command line; sweep.csv has them all.
 SHOWN = [
     "run", "status", "method", "data", "n_respondents", "seed", "t_fit_s", "t_total_s", "verdict", "khat",
@@ -105,40 +110,41 @@ def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
     -------
     dict
         ``status`` is ``ok`` for a finished run and ``failed`` for one with an
-        ``INCOMPLETE`` marker; ``error`` then holds the marker's text.
+        ``INCOMPLETE`` marker; ``error`` then holds the marker's text. ``method`` is the
+        configured method's name (``coupled``, ``nuts``), ``inference`` the algorithm.
     """
     run_dir = Path(run_dir)
-    # The resolved config is written when a run starts; .hydra/ holds Hydra's copy and the
-    # names of the chosen config options (guide=fullrank), where the command line ran it.
+    # The resolved config is written when a run starts; .hydra/ holds Hydra's copy.
     cfg = _load_yaml(run_dir / "config.yaml") or _load_yaml(run_dir / ".hydra" / "config.yaml")
-    choices = _get(_load_yaml(run_dir / ".hydra" / "hydra.yaml"), "hydra.runtime.choices", {}) or {}
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     marker = run_dir / INCOMPLETE
     failed = marker.is_file() or not summary
-
-    exact = _short_target(_get(cfg, "inference._target_")) == "fit_nuts" or summary.get("method") == "nuts"
-    guide_class = summary.get("guide") or _short_target(_get(cfg, "guide._target_"))
+    device = summary.get("device", {})
     row: dict[str, Any] = {
         "run": str(run_dir),
         "status": "failed" if failed else "ok",
         "error": marker.read_text().strip() if marker.is_file() else ("" if summary else "no summary.json"),
-        "method": "nuts" if exact else (choices.get("guide") or guide_class),
-        "inference": "nuts" if exact else "svi",
-        "guide": None if exact else guide_class,
-        "data": choices.get("data") or _data_name(_get(cfg, "data._target_")),
+        # A run that failed before its summary still has the label its config gave it.
+        "method": summary.get("label") or _get(cfg, "inference.label"),
+        "inference": summary.get("method"),
+        "guide": summary.get("guide"),
+        "data": _data_name(_get(cfg, "data._target_")),
         "data_dir": _get(cfg, "data.dir"),
         "n": _get(cfg, "data.n"),
         "n_respondents": summary.get("n_respondents"),
+        "n_occupied_cells": summary.get("n_occupied_cells"),
         "seed": summary.get("seed", _get(cfg, "seed")),
         "formula": summary.get("formula") or _get(cfg, "model.formula"),
+        "parameterization": summary.get("parameterization"),
+        "device": device.get("device_kind") or device.get("platform"),
     }
     timings = summary.get("timings_s", {})
     for stage in ("load", "aggregate", "model", "fit", "poststratify", "write", "report"):
         row[f"t_{stage}_s"] = timings.get(stage)
     row["t_total_s"] = sum(timings.values()) if timings else None
     diag = summary.get("diagnostics", {})
-    for key in ("steps_run", "converged", "final_elbo", "khat", "psis_ess", "divergences", "max_rhat", "min_ess_bulk", "min_ess_tail"):
+    for key in DIAGNOSTICS:
         row[key] = diag.get(key)
     row["verdict"] = summary.get("verdict")
     row.update(_national(run_dir))
@@ -283,6 +289,37 @@ def format_table(table: pd.DataFrame) -> str:
     if "error" in shown and not shown["error"].astype(bool).any():
         shown = shown.drop(columns="error")
     return shown.round(3).to_string(index=False)
+
+
+def markdown(table: pd.DataFrame, formats: Mapping[str, str] | None = None, default: str = ".2f") -> str:
+    """A markdown table of ``table``, for BENCHMARKS.md.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    formats : mapping of column to format spec, optional
+        Of float columns, e.g. ``{"max_rhat": ".4f", "respondents": ",.0f"}`` (a count
+        column turns float where a row lacks it).
+    default : str
+        Format of the other float columns. Integers get thousands separators, everything
+        else is written as text, and missing values stay empty.
+    """
+    formats = dict(formats or {})
+
+    def cell(column: str, value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return str(value)
+        if isinstance(value, (int, np.integer)):
+            return f"{value:,}"
+        return format(value, formats.get(column, default))
+
+    columns = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for record in table.to_dict("records"):
+        lines.append("| " + " | ".join(cell(c, record[c]) for c in table.columns) + " |")
+    return "\n".join(lines)
 
 
 class CollectSweep(Callback):

@@ -19,8 +19,8 @@ import pandas as pd
 from .data.schema import DataError
 from .design.cells import Design
 from .inference.result import flatten_draws
-from .model.predict import cell_logits_by_cell
 from .model.blocks import cell_blocks
+from .model.predict import cell_logits_by_cell
 
 __all__ = ["poststratify", "group_cells", "Poststratified", "poststratify_draws", "summarize", "QUANTILES"]
 

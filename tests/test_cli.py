@@ -237,7 +237,7 @@ def test_numerical_blow_up_never_writes_nan(tmp_path):
     try:
         run(cfg, tmp_path)
     except FitError as err:
-        assert "step_size" in str(err) or "not finite" in str(err)
+        assert "step size" in str(err) or "not finite" in str(err)
         assert (tmp_path / "INCOMPLETE").exists() and not (tmp_path / "estimates_state.csv").exists()
     else:
         states = pd.read_csv(tmp_path / "estimates_state.csv")

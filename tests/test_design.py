@@ -2,7 +2,6 @@ from dataclasses import replace
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -10,7 +10,7 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDiagonalNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal, AutoNormal
 from scipy import stats
 
-from mrp_numpyro.diagnostics import importance_resample, psis, verdict
+from mrp_numpyro.diagnostics import VerdictStatus, importance_resample, psis, verdict
 from mrp_numpyro.inference.guides import AutoCoupledNormal
 from mrp_numpyro.inference.importance import guide_draws_and_log_ratios
 
@@ -49,9 +49,11 @@ def test_resampling_moves_a_narrow_proposal_toward_the_target():
 
 
 def test_verdicts():
-    assert verdict(0.3)["status"] == "pass"
-    assert verdict(0.8)["status"] == "warn"
-    assert verdict(1.8)["status"] == "fail" and "nuts" in verdict(1.8)["message"]
+    assert verdict(0.3).status is VerdictStatus.PASS and verdict(0.3).passed
+    assert verdict(0.8).status is VerdictStatus.WARN and not verdict(0.8).passed
+    judged = verdict(1.8)
+    assert judged.status is VerdictStatus.FAIL and judged.status == "fail" and "NUTS" in judged.message
+    assert judged.khat == 1.8
 
 
 @pytest.mark.parametrize("guide_cls", [AutoNormal, AutoDiagonalNormal])

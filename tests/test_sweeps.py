@@ -244,10 +244,10 @@ def _compose_with_hydra(overrides):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-@pytest.mark.parametrize("method, target", [("nuts", "fit_nuts"), ("fullrank", "fit_svi"), ("iaf", "fit_svi")])
+@pytest.mark.parametrize("method, target", [("nuts", "NUTSMethod"), ("fullrank", "SVIMethod"), ("iaf", "SVIMethod")])
 def test_method_group_sets_guide_and_inference(method, target):
     cfg = compose_config([f"method={method}"])
-    assert cfg.inference._target_.endswith(target)
+    assert cfg.inference._target_.endswith(target) and cfg.inference.label == method
     if method != "nuts":
         assert cfg.inference.guide._target_ == compose_config([f"guide={method}"]).inference.guide._target_
     # An explicit guide= still wins over the method's.
@@ -256,7 +256,7 @@ def test_method_group_sets_guide_and_inference(method, target):
 
 def test_presets_compose_with_the_fast_one():
     demo = compose_config(["experiment=[demo,fast]"])
-    assert demo.inference._target_.endswith("fit_nuts") and demo.budget.nuts_samples == 100
+    assert demo.inference._target_.endswith("NUTSMethod") and demo.budget.nuts_samples == 100
     for preset, params in (
         ("reliability", {"method": "coupled,meanfield,fullrank,lowrank,iaf,nuts"}),
         ("runtime", {"method": "nuts,coupled,meanfield,fullrank,lowrank,iaf", "data.n": "5000,10000,null"}),

@@ -12,7 +12,6 @@ notebooks and the spot check call the stages they need.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import platform
 import time
@@ -38,7 +37,7 @@ from ..outputs import write_csv, write_json, write_netcdf
 from ..poststratify import Poststratified, poststratify_draws
 from . import report
 from .device import configure_device
-from .rundir import CHECKPOINT
+from .method_outputs import method_figures, method_files
 
 log = logging.getLogger("mrp_numpyro")
 
@@ -145,13 +144,10 @@ def fit(problem: Problem, cfg: DictConfig, *, progress_bar: bool = False, checkp
     checkpoint_dir : path-like, optional
         Where a method that can resume saves its state (SVI: ``svi_checkpoint.pkl``).
     """
-    fitter = instantiate(cfg.inference)
-    log.info("fitting with %s", cfg.inference._target_.rsplit(".", 1)[-1])
-    extra = {}
-    if checkpoint_dir is not None and "checkpoint_path" in inspect.signature(fitter).parameters:
-        extra["checkpoint_path"] = Path(checkpoint_dir) / CHECKPOINT
-    fitted: Fit = fitter(problem.model, problem.rng_key, progress_bar=progress_bar, **extra)
-    log.info("fit done in %.1f s: %s", fitted.seconds, fitted.diagnostics)
+    method = instantiate(cfg.inference)
+    log.info("fitting with %s (%s)", method.label, method.name)
+    fitted: Fit = method.fit(problem.model, problem.rng_key, progress_bar=progress_bar, checkpoint_dir=checkpoint_dir)
+    log.info("fit done in %.1f s: %s", fitted.seconds, dict(fitted.diagnostics))
     return fitted
 
 
@@ -195,9 +191,11 @@ def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Est
     design, data = problem.design, problem.data
     national = estimates.tables.get("national")
     timings = {**problem.timings, "fit": fitted.seconds, "poststratify": estimates.seconds}
+    diagnostics = dict(fitted.diagnostics)
     summary = {
         "method": fitted.method,
-        "guide": fitted.diagnostics.get("guide"),
+        "label": fitted.name,
+        "guide": diagnostics.get("guide"),
         "data": data.source,
         "n_respondents": design.n_respondents,
         "n_occupied_cells": design.survey.n_cells,
@@ -207,10 +205,10 @@ def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Est
         "seed": int(cfg.seed),
         "national_mean": None if national is None else float(national["mean"].iloc[0]),
         # Reliability verdict of a variational fit (PSIS k-hat); None for exact methods.
-        "verdict": fitted.diagnostics.get("verdict"),
-        "verdict_message": fitted.diagnostics.get("verdict_message"),
+        "verdict": diagnostics.get("verdict"),
+        "verdict_message": diagnostics.get("verdict_message"),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "diagnostics": dict(fitted.diagnostics),
+        "diagnostics": diagnostics,
         "device": dict(problem.device),
         "versions": _versions(),
         "notes": list(data.notes),
@@ -225,14 +223,10 @@ def _figures(out: Path, problem: Problem, fitted: Fit, idata, tables: Mapping[st
     figures = []
     if area in tables:
         table = tables[area]
-        figures.append(report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.method}"))
+        figures.append(report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.name}"))
         if set(table[area].astype(str)) <= set(report.STATE_TILES):
             figures.append(report.plot_state_map(table, out / f"{area}_map.png", area))
-    if "elbo" in fitted.traces:
-        figures.append(report.plot_elbo(fitted.traces["elbo"], out / "elbo.png"))
-    if fitted.num_chains > 1:
-        figures.extend(report.plot_nuts(idata, out / "trace.png", out / "rank.png", problem.design.layout))
-    return figures
+    return figures + method_figures(fitted.diagnostics, out, fitted, idata, problem.design.layout)
 
 
 def write_run(
@@ -251,9 +245,7 @@ def write_run(
     idata = to_inference_data(fitted, problem.design)
     write_netcdf(out / "posterior.nc", idata)
     write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates.groupings))
-    if "elbo" in fitted.traces:
-        elbo = fitted.traces["elbo"]
-        write_csv(out / "elbo.csv", pd.DataFrame({"step": np.arange(len(elbo)), "elbo": elbo}))
+    method_files(fitted.diagnostics, out, fitted)
     summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
     if cfg.get("report", True):
         t = time.perf_counter()

@@ -12,14 +12,12 @@ from ..outputs import write_text
 
 log = logging.getLogger("mrp_numpyro")
 
-__all__ = ["INCOMPLETE", "RUN_FILES", "CHECKPOINT", "run_directory"]
+__all__ = ["INCOMPLETE", "RUN_FILES", "run_directory"]
 
 # Present from the start of a run until it has finished; holds why a run stopped.
 INCOMPLETE = "INCOMPLETE"
 # Files whose presence means a directory already holds a run.
 RUN_FILES = frozenset({"summary.json", "config.yaml", "run.log", "posterior.nc", "poststrat_draws.nc", INCOMPLETE})
-# The SVI optimiser's state, saved after every chunk of steps (inference.resume_from).
-CHECKPOINT = "svi_checkpoint.pkl"
 
 
 @contextmanager

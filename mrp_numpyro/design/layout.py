@@ -44,6 +44,11 @@ class SiteNames:
         """A varying intercept's standard deviation."""
         return f"sd_{group}"
 
+    def sd_group(self, site: str) -> str | None:
+        """The group whose standard deviation ``site`` is (``sd_state`` -> ``state``), or None."""
+        prefix = self.sd("")
+        return site[len(prefix):] if site.startswith(prefix) and len(site) > len(prefix) else None
+
     def z(self, group: str) -> str:
         """A varying intercept's standardised effects ``a_g / sd_g``."""
         return f"z_{group}"

@@ -2,6 +2,6 @@
 
 from .convergence import convergence_summary
 from .psis import KHAT_BAD, KHAT_GOOD, PSIS, importance_resample, psis
-from .verdict import verdict
+from .verdict import Verdict, VerdictStatus, verdict
 
-__all__ = ["KHAT_BAD", "KHAT_GOOD", "PSIS", "convergence_summary", "importance_resample", "psis", "verdict"]
+__all__ = ["KHAT_BAD", "KHAT_GOOD", "PSIS", "Verdict", "VerdictStatus", "convergence_summary", "importance_resample", "psis", "verdict"]

@@ -1,12 +1,32 @@
 """Inference methods. Each takes an :class:`~mrp_numpyro.model.MRPModel` and a PRNG key and
-returns a :class:`Fit` holding draws in one common form."""
+returns a :class:`Fit` holding draws of the shared parameters in one common form.
+
+A method is a frozen settings record (:class:`SVIMethod`, :class:`NUTSMethod`) built from the
+``inference`` config with ``.fit(model, rng_key, *, progress_bar, checkpoint_dir) -> Fit``;
+:func:`fit_svi` and :func:`fit_nuts` are the same as one call.
+"""
 
 from ..diagnostics.convergence import convergence_summary
 from .elbo import StickingTheLandingELBO
 from .guides import AutoCoupledNormal
-from .nuts import fit_nuts
+from .nuts import NUTSDiagnostics, NUTSMethod, fit_nuts
 from .pilot import pilot_sd
-from .result import Fit, FitError, flatten_draws
-from .svi import fit_svi
+from .result import Fit, FitError, Record, flatten_draws
+from .svi import SVIDiagnostics, SVIMethod, fit_svi
 
-__all__ = ["AutoCoupledNormal", "StickingTheLandingELBO", "Fit", "FitError", "fit_nuts", "fit_svi", "flatten_draws", "convergence_summary", "pilot_sd"]
+__all__ = [
+    "AutoCoupledNormal",
+    "Fit",
+    "FitError",
+    "NUTSDiagnostics",
+    "NUTSMethod",
+    "Record",
+    "SVIDiagnostics",
+    "SVIMethod",
+    "StickingTheLandingELBO",
+    "convergence_summary",
+    "fit_nuts",
+    "fit_svi",
+    "flatten_draws",
+    "pilot_sd",
+]

@@ -12,7 +12,7 @@ from numpyro.infer.autoguide import AutoDiagonalNormal
 
 from ..design.layout import SITES
 from ..model.base import MRPModel
-from .svi import run_to_plateau
+from .loop import run_to_plateau
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,9 @@ def pilot_sd(
     guide = AutoDiagonalNormal(model.fn, init_loc_fn=init_to_mean, init_scale=0.1)
     svi = SVI(model.fn, guide, numpyro.optim.Adam(step_size), Trace_ELBO())
     state = jax.jit(svi.init)(rng_key, **model.kwargs)
-    state, _, done, _, _ = run_to_plateau(
-        svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol
-    )
-    median = guide.median(svi.get_params(state))
+    plateau = run_to_plateau(svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol)
+    median = guide.median(svi.get_params(plateau.state))
     sd = {g: float(median[SITES.sd(g)]) for g in model.design.group_names}
-    log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", done, time.perf_counter() - start,
+    log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", plateau.steps, time.perf_counter() - start,
              {g: round(v, 3) for g, v in sd.items()})
     return sd

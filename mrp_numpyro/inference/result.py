@@ -1,17 +1,39 @@
-"""The one form every inference method returns."""
+"""The one form every inference method returns, and the record its diagnostics come in."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["Fit", "FitError", "flatten_draws"]
+__all__ = ["Fit", "FitError", "Record", "flatten_draws"]
 
 
 class FitError(RuntimeError):
     """Raised when a fit produced no usable posterior (e.g. non-finite parameters)."""
+
+
+class Record(Mapping):
+    """Base of the typed diagnostics records: fields as attributes, :meth:`to_dict` as JSON.
+
+    A record also reads as the mapping of its JSON form (``diagnostics["khat"]``,
+    ``diagnostics.get("divergences")``), which is how ``summary.json`` stores it.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable form written to ``summary.json``."""
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -21,15 +43,18 @@ class Fit:
     Attributes
     ----------
     method : str
-        ``"svi"`` or ``"nuts"`` (or a user's own label).
+        The inference algorithm: ``"svi"`` or ``"nuts"`` (or a user's own).
     draws : mapping of site name to array (chain, draw, ...)
-        Draws of the latent sites; SVI draws have one chain.
-    diagnostics : mapping
-        JSON-serialisable diagnostics (ELBO summary for SVI; divergences, R-hat and ESS for NUTS).
+        Draws of the shared parameters; SVI draws have one chain.
+    diagnostics : Record or mapping
+        :class:`~mrp_numpyro.inference.svi.SVIDiagnostics` (ELBO, PSIS k-hat, verdict) or
+        :class:`~mrp_numpyro.inference.nuts.NUTSDiagnostics` (divergences, R-hat, ESS).
     seconds : float
         Wall time of the fit, compilation included.
     traces : mapping of str to array
         Longer per-step records, e.g. the ELBO trace of SVI.
+    label : str, optional
+        The configured method's name (``coupled``, ``meanfield``, ``nuts``); ``method`` if not given.
     """
 
     method: str
@@ -37,10 +62,16 @@ class Fit:
     diagnostics: Mapping[str, Any]
     seconds: float
     traces: Mapping[str, np.ndarray] = field(default_factory=dict)
+    label: str | None = None
 
     @property
     def num_chains(self) -> int:
         return next(iter(self.draws.values())).shape[0]
+
+    @property
+    def name(self) -> str:
+        """:attr:`label`, or :attr:`method` without one."""
+        return self.label or self.method
 
 
 def flatten_draws(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
