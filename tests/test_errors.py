@@ -123,6 +123,22 @@ def test_unknown_inference_lists_valid_ones():
         compose_config(["inference=hmc"])
 
 
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("device.x64=maybe", "device.x64"),
+        ("budget.svi_draws=many", "budget.svi_draws"),
+        ("poststrat.chunk_size=1.5", "poststrat.chunk_size"),
+        ("model.priors.sd.shap=2", "model.priors.sd.shap"),
+        ("device.x65=true", "device.x65"),
+    ],
+)
+def test_the_config_schemas_refuse_unknown_keys_and_wrong_types(override, shown):
+    """Refused when the config is composed, naming the key, before any data are read."""
+    with pytest.raises(ConfigCompositionException, match=shown.replace(".", r"\.")):
+        compose_config([override])
+
+
 def test_bad_n_from_config():
     from hydra.utils import instantiate
 

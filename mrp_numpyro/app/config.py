@@ -9,9 +9,15 @@ from typing import Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from .schemas import register_schemas
+
 __all__ = ["config_dir", "compose_config", "HYDRA_VERSION_BASE"]
 
 HYDRA_VERSION_BASE = "1.3"
+
+# The structured schemas the YAML files extend, stored before any config is composed
+# (the command line's @hydra.main and compose_config alike import this module first).
+register_schemas()
 
 
 def config_dir() -> Path:
