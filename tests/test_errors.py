@@ -143,7 +143,7 @@ def test_bad_n_from_config():
     from hydra.utils import instantiate
 
     cfg = compose_config(["data.n=0"])
-    with pytest.raises(InstantiationException, match="data.n must be positive"):
+    with pytest.raises(InstantiationException, match=r"n \(data.n\) must be positive"):
         instantiate(cfg.data)
 
 

@@ -105,7 +105,7 @@ def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
         env = os.environ.get("MRP_DATA_DIR")
         if not env:
             raise DataError(
-                "data=cces18 needs the directory holding the CCES files: pass data.dir=PATH or set "
+                "the CCES loader needs the directory holding the files: pass dir (data.dir=PATH in the config) or set "
                 "MRP_DATA_DIR. " + _WHERE_TO_GET
             )
         data_dir = env
@@ -151,7 +151,7 @@ def load_cces18(
     directory = _resolve_dir(dir)
     formats = ("clean", "raw")
     if survey_format not in formats:
-        raise DataError(f"data.survey_format must be one of {list(formats)}, got {survey_format!r}")
+        raise DataError(f"survey_format (data.survey_format) must be one of {list(formats)}, got {survey_format!r}")
     notes: list[str] = []
     if survey_format == "raw":
         raw = _read_csv(directory, survey_file, "raw CCES survey", low_memory=False)

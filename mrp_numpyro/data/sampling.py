@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 def check_n(n) -> int:
     """Return ``n`` as an int, or raise if it is not a positive whole number."""
     if n is None or isinstance(n, bool) or not float(n).is_integer():
-        raise DataError(f"data.n must be a whole number of respondents, got {n!r}")
+        raise DataError(f"the number of respondents n (data.n) must be a whole number, got {n!r}")
     if n <= 0:
-        raise DataError(f"data.n must be positive, got {int(n)}")
+        raise DataError(f"the number of respondents n (data.n) must be positive, got {int(n)}")
     return int(n)
 
 
@@ -31,7 +31,7 @@ def subsample(df: pd.DataFrame, n: int | None, seed: int) -> tuple[pd.DataFrame,
         return df, None
     n = check_n(n)
     if n >= len(df):
-        note = f"data.n={n} is at or above the {len(df)} available rows; using all rows"
+        note = f"n={n} is at or above the {len(df)} available rows; using all rows"
         log.info(note)
         return df, note
     rng = np.random.default_rng(seed)
