@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from scipy.stats import beta
 
 from mrp_numpyro import RunResult, compose_config, run
 from mrp_numpyro.app.report import pyplot, save_png
+from mrp_numpyro.collect import markdown as collect_markdown
 
 # States with fewer respondents than this in the subsample count as small.
 FEW = 50
@@ -120,17 +121,20 @@ def error_table(states: pd.DataFrame, few: int = FEW) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+HEADERS = {
+    "subset": "states",
+    "estimator": "estimator",
+    "states": "n states",
+    "respondents": "respondents",
+    "mae_pp": "mean abs error (pp)",
+    "rmse_pp": "RMSE (pp)",
+    "max_pp": "max abs error (pp)",
+    "cov90": "90 % interval covers",
+}
+
+
 def markdown(errors: pd.DataFrame) -> str:
-    lines = [
-        "| states | estimator | n states | respondents | mean abs error (pp) | RMSE (pp) | max abs error (pp) | 90 % interval covers |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in errors.to_dict("records"):
-        lines.append(
-            f"| {r['subset']} | {r['estimator']} | {r['states']} | {r['respondents']:,} | {r['mae_pp']:.2f} | "
-            f"{r['rmse_pp']:.2f} | {r['max_pp']:.2f} | {r['cov90']:.2f} |"
-        )
-    return "\n".join(lines)
+    return collect_markdown(errors[list(HEADERS)].rename(columns=HEADERS))
 
 
 def plot(states: pd.DataFrame, errors: pd.DataFrame, path: Path, title: str, reference_label: str, area: str = "state") -> Path:
@@ -147,7 +151,7 @@ def plot(states: pd.DataFrame, errors: pd.DataFrame, path: Path, title: str, ref
     has = s["n_resp"] > 0
     ax.plot(100 * s.loc[has, "raw"], y[has], "o", mfc="none", mec="tab:red", mew=1.3, ms=6, label="raw mean, same respondents")
     ax.plot(100 * s["reference"], y, "D", color="black", ms=3.5, label=reference_label)
-    ax.set_yticks(y, [f"{a} ({n})" for a, n in zip(s[area], s["n_resp"])], fontsize=8)
+    ax.set_yticks(y, [f"{a} ({n})" for a, n in zip(s[area], s["n_resp"], strict=True)], fontsize=8)
     ax.set_ylim(-0.8, len(s) - 0.2)
     ax.set_xlabel("estimate (%)", fontsize=10)
     ax.set_ylabel(f"{area} (respondents in the subsample)", fontsize=10)
@@ -162,7 +166,9 @@ def plot(states: pd.DataFrame, errors: pd.DataFrame, path: Path, title: str, ref
     ax_err.plot(n, err_mrp, "o", color="tab:blue", ms=4.5, label="MRP")
     for name, color in (("raw", "tab:red"), ("MRP", "tab:blue")):
         row = errors[(errors["subset"] == "states with respondents") & (errors["estimator"] == name)].iloc[0]
-        ax_err.axhline(row["mae_pp"], color=color, ls="--", lw=1, label=f"{name}: mean {row['mae_pp']:.1f} pp, max {row['max_pp']:.1f} pp")
+        ax_err.axhline(
+            row["mae_pp"], color=color, ls="--", lw=1, label=f"{name}: mean {row['mae_pp']:.1f} pp, max {row['max_pp']:.1f} pp"
+        )
     ax_err.set_xscale("log")
     ax_err.set_xlabel(f"respondents in the {area} (log scale)", fontsize=10)
     ax_err.set_ylabel(f"absolute error against the {reference_label.split(',')[0]} (pp)", fontsize=10)
@@ -199,7 +205,9 @@ def demo(
         reference_label = "true value"
         what = f"synthetic survey, {n:,} respondents (seed {seed})"
     else:
-        full = fit(out, f"{reference_method}_full", [*data, "data.n=null", f"seed={seed}", f"method={reference_method}", *overrides])
+        full = fit(
+            out, f"{reference_method}_full", [*data, "data.n=null", f"seed={seed}", f"method={reference_method}", *overrides]
+        )
         table = full.estimates[area].summary()
         reference = table.set_index(table[area].astype(str))["mean"]
         reference_label = f"full survey, {full.summary['n_respondents']:,} respondents ({reference_method})"

@@ -56,9 +56,20 @@ def run_one(data_args: list[str], parameterization: str, seed: int, out: Path, e
     run_dir = out / "runs" / f"{label}_{parameterization}_seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    command = [sys.executable, "-m", "mrp_numpyro", *data_args, "inference=nuts", f"seed={seed}",
-               f"model/parameterization={parameterization}", "progress=false", "report=false",
-               "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "mrp_numpyro",
+        *data_args,
+        "inference=nuts",
+        f"seed={seed}",
+        f"model/parameterization={parameterization}",
+        "progress=false",
+        "report=false",
+        "device.compilation_cache_dir=null",
+        *extra,
+        f"hydra.run.dir={run_dir}",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     wall = time.perf_counter() - start
@@ -97,7 +108,8 @@ def main() -> None:
     records = []
     for n in args.cces_n:
         data_args = ["data=cces18", f"data.dir={args.data_dir}"] + (
-            ["data.n=null"] if n == "all" else [f"data.n={int(n)}", "data.seed=0"])
+            ["data.n=null"] if n == "all" else [f"data.n={int(n)}", "data.seed=0"]
+        )
         for p in args.parameterization:
             for seed in args.seeds:
                 records.append(run_one(data_args, p, seed, args.out, tuple(args.extra)))

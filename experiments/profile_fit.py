@@ -38,9 +38,15 @@ def _problem(data_dir: str, n: int | None):
     """The case study's model on the CCES, as ``python -m mrp_numpyro data=cces18 guide=meanfield`` builds it."""
     import mrp_numpyro as mrp
 
-    overrides = ["data=cces18", f"data.dir={data_dir}", f"data.n={n or 'null'}", "guide=meanfield",
-                 # Two devices for the two-chain timings; no persistent cache, so compilation is timed.
-                 "device.host_device_count=2", "device.compilation_cache_dir=null"]
+    overrides = [
+        "data=cces18",
+        f"data.dir={data_dir}",
+        f"data.n={n or 'null'}",
+        "guide=meanfield",
+        # Two devices for the two-chain timings; no persistent cache, so compilation is timed.
+        "device.host_device_count=2",
+        "device.compilation_cache_dir=null",
+    ]
     return mrp.prepare(mrp.compose_config(overrides))
 
 
@@ -53,7 +59,7 @@ def term_by_term(X, group_index, trials, successes=None, *, coef_scale, design, 
 
     eta = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
     eta = eta + X @ numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1))
-    for g, (name, size) in enumerate(zip(design.group_names, design.group_sizes)):
+    for g, (name, size) in enumerate(zip(design.group_names, design.group_sizes, strict=True)):
         sd = numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale))
         with numpyro.plate(name, size):
             eta = eta + sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0))[group_index[:, g]]
@@ -103,12 +109,20 @@ def measure_gradients(data_dir: str, n: int | None) -> dict:
     problem = _problem(data_dir, n)
     design, priors, model = problem.design, problem.priors, problem.model
     s = design.survey
-    tbt_kwargs = {"X": jnp.asarray(s.X, jnp.float32), "group_index": jnp.asarray(s.group_index),
-                  "trials": jnp.asarray(s.trials, jnp.int32), "successes": jnp.asarray(s.successes, jnp.int32)}
-    tbt = partial(term_by_term, coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), jnp.float32), design=design, priors=priors)
+    tbt_kwargs = {
+        "X": jnp.asarray(s.X, jnp.float32),
+        "group_index": jnp.asarray(s.group_index),
+        "trials": jnp.asarray(s.trials, jnp.int32),
+        "successes": jnp.asarray(s.successes, jnp.int32),
+    }
+    tbt = partial(
+        term_by_term, coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), jnp.float32), design=design, priors=priors
+    )
     # The likelihood over the survey cells (gathers) and over the grid of the blocks'
     # combinations (mrp_numpyro.model.blocks.likelihood_arrays).
-    layouts = {name: mrp.build_model(design, priors, max_grid_ratio=ratio) for name, ratio in (("cells", 0.0), ("grid", float("inf")))}
+    layouts = {
+        name: mrp.build_model(design, priors, max_grid_ratio=ratio) for name, ratio in (("cells", 0.0), ("grid", float("inf")))
+    }
     out = {"cells": s.n_cells}
     for devices in (1, 2):
         out[f"term_by_term_ms_{devices}"] = gradient_ms(tbt, tbt_kwargs, devices=devices)
@@ -127,8 +141,10 @@ def measure_setup(data_dir: str, n: int | None, guide: str, eager: bool) -> dict
     from numpyro.infer.autoguide import AutoDiagonalNormal, AutoNormal
 
     model = _problem(data_dir, n).model
-    guide_cls, init = {"autonormal_median": (AutoNormal, init_to_median(num_samples=15)),
-                       "diagonal_mean": (AutoDiagonalNormal, init_to_mean)}[guide]
+    guide_cls, init = {
+        "autonormal_median": (AutoNormal, init_to_median(num_samples=15)),
+        "diagonal_mean": (AutoDiagonalNormal, init_to_mean),
+    }[guide]
     svi = SVI(model.fn, guide_cls(model.fn, init_loc_fn=init, init_scale=0.1), numpyro.optim.Adam(0.01), Trace_ELBO())
     key = jax.random.PRNGKey(0)
     t = time.perf_counter()
@@ -172,8 +188,11 @@ def main() -> None:
     g = child(part="gradient", **common)
     print(f"{g['cells']:,} cells; blocks of {g['blocks']} combinations; the model's default: {g['default']}\n")
     print("| log-density gradient | ms, one chain | ms, a chain on each of 2 cores at once |\n|---|---|---|")
-    for key, label in (("term_by_term", "term by term"), ("cells", "blocks, over the survey cells"),
-                       ("grid", "blocks, over the grid of combinations")):
+    for key, label in (
+        ("term_by_term", "term by term"),
+        ("cells", "blocks, over the survey cells"),
+        ("grid", "blocks, over the grid of combinations"),
+    ):
         print(f"| {label} | {g[key + '_ms_1']:.3f} | {g[key + '_ms_2']:.3f} |")
     print()
     if args.gradient_only:
@@ -182,7 +201,11 @@ def main() -> None:
     for guide, label in GUIDES.items():
         for part in ("eager", "jit"):
             r = child(part=part, guide=guide, **common)
-            print(f"| {label} | {'eager' if part == 'eager' else 'jax.jit'} | {r['setup_s']:.2f} | {r['chunk_compile_s']:.2f} | {r['chunk_run_s']:.2f} |", flush=True)
+            how = "eager" if part == "eager" else "jax.jit"
+            print(
+                f"| {label} | {how} | {r['setup_s']:.2f} | {r['chunk_compile_s']:.2f} | {r['chunk_run_s']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,8 +66,17 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path) -> pd.DataFrame:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         # Cold start: no persistent compilation cache, as on a user's first run.
-        command = [sys.executable, "-m", "mrp_numpyro", "data=cces18", f"data.dir={data_dir}", "progress=false",
-                   "device.compilation_cache_dir=null", *METHODS[name], f"hydra.run.dir={run_dir}"]
+        command = [
+            sys.executable,
+            "-m",
+            "mrp_numpyro",
+            "data=cces18",
+            f"data.dir={data_dir}",
+            "progress=false",
+            "device.compilation_cache_dir=null",
+            *METHODS[name],
+            f"hydra.run.dir={run_dir}",
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         wall = time.perf_counter() - start
@@ -88,7 +97,9 @@ def coverage_rows(methods: list[str], replications: int, n: int, extra: Sequence
             result = run(cfg)
             s = result.estimates["state"].summary().set_index("state").join(result.data.truth.area)
             hits[name].append(
-                np.stack([(s["q25"] <= s["truth"]) & (s["truth"] <= s["q75"]), (s["q5"] <= s["truth"]) & (s["truth"] <= s["q95"])])
+                np.stack(
+                    [(s["q25"] <= s["truth"]) & (s["truth"] <= s["q75"]), (s["q5"] <= s["truth"]) & (s["truth"] <= s["q95"])]
+                )
             )
     rows = []
     for name, h in hits.items():
@@ -113,18 +124,20 @@ def markdown(table: pd.DataFrame) -> str:
     for r in table.to_dict("records"):
         lo, hi = get(r, "ref_ratio90_min"), get(r, "ref_ratio90_max")
         cov50, cov90 = get(r, "cov50"), get(r, "cov90")
-        rows.append({
-            "method": r["method"],
-            "wall (s)": fmt(get(r, "wall_s"), ".1f"),
-            "k-hat": fmt(get(r, "khat"), ".2f"),
-            "PSIS ESS": fmt(get(r, "psis_ess"), ".1f"),
-            "national (%)": fmt(get(r, "national_pct"), ".2f"),
-            "mean abs diff vs NUTS (pp)": fmt(get(r, "ref_mean_abs_diff_pp"), ".2f"),
-            "max abs diff (pp)": fmt(get(r, "ref_max_abs_diff_pp"), ".2f"),
-            "90 % width ratio": "" if lo is None else f"{lo:.2f}-{hi:.2f}",
-            "50 % coverage": "" if cov50 is None else f"{cov50:.2f} ± {r['cov50_se']:.2f}",
-            "90 % coverage": "" if cov90 is None else f"{cov90:.2f} ± {r['cov90_se']:.2f}",
-        })
+        rows.append(
+            {
+                "method": r["method"],
+                "wall (s)": fmt(get(r, "wall_s"), ".1f"),
+                "k-hat": fmt(get(r, "khat"), ".2f"),
+                "PSIS ESS": fmt(get(r, "psis_ess"), ".1f"),
+                "national (%)": fmt(get(r, "national_pct"), ".2f"),
+                "mean abs diff vs NUTS (pp)": fmt(get(r, "ref_mean_abs_diff_pp"), ".2f"),
+                "max abs diff (pp)": fmt(get(r, "ref_max_abs_diff_pp"), ".2f"),
+                "90 % width ratio": "" if lo is None else f"{lo:.2f}-{hi:.2f}",
+                "50 % coverage": "" if cov50 is None else f"{cov50:.2f} ± {r['cov50_se']:.2f}",
+                "90 % coverage": "" if cov90 is None else f"{cov90:.2f} ± {r['cov90_se']:.2f}",
+            }
+        )
     return collect_markdown(pd.DataFrame(rows))
 
 
@@ -132,7 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--coverage-methods", nargs="+", choices=list(METHODS), help="methods for the coverage columns (default: --methods)")
+    parser.add_argument(
+        "--coverage-methods", nargs="+", choices=list(METHODS), help="methods for the coverage columns (default: --methods)"
+    )
     parser.add_argument("--replications", type=int, default=4, help="synthetic replications for coverage (0 skips)")
     parser.add_argument("--synthetic-n", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("experiments/results/reliability"))
@@ -140,11 +155,15 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table = cces_rows(args.data_dir, args.methods, args.out)
     if args.replications > 0:
-        table = table.merge(coverage_rows(args.coverage_methods or args.methods, args.replications, args.synthetic_n), on="method", how="left")
+        table = table.merge(
+            coverage_rows(args.coverage_methods or args.methods, args.replications, args.synthetic_n), on="method", how="left"
+        )
     table.to_csv(args.out / "reliability.csv", index=False)
     text = markdown(table)
     (args.out / "reliability.md").write_text(text + "\n")
-    (args.out / "machine.json").write_text(json.dumps({"platform": platform.platform(), "processor": platform.processor()}) + "\n")
+    (args.out / "machine.json").write_text(
+        json.dumps({"platform": platform.platform(), "processor": platform.processor()}) + "\n"
+    )
     print(text)
 
 

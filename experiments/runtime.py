@@ -52,15 +52,26 @@ def rows(data_dir: Path, cces_n: list[int | None], synthetic_n: list[int], metho
         yield f"synthetic n={n:,}", [f"data.n={n}"], "meanfield"
 
 
-def run_row(label: str, data_args: list[str], method: str, out: Path, extra: tuple[str, ...] = (),
-            timeout: float | None = None) -> dict:
+def run_row(
+    label: str, data_args: list[str], method: str, out: Path, extra: tuple[str, ...] = (), timeout: float | None = None
+) -> dict:
     run_dir = out / "runs" / f"{label.replace(' ', '_').replace(',', '').replace('=', '')}_{method}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     rss_file = out / "rss.txt"
     code = CHILD.replace("sys.argv_rss", repr(str(rss_file)))
-    command = [sys.executable, "-c", code, "--", *data_args, f"method={method}", "progress=false",
-               "device.compilation_cache_dir=null", *extra, f"hydra.run.dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-c",
+        code,
+        "--",
+        *data_args,
+        f"method={method}",
+        "progress=false",
+        "device.compilation_cache_dir=null",
+        *extra,
+        f"hydra.run.dir={run_dir}",
+    ]
     start = time.perf_counter()
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=timeout)
@@ -97,11 +108,37 @@ def run_row(label: str, data_args: list[str], method: str, out: Path, extra: tup
     }
 
 
-COLUMNS = ["data", "method", "device", "respondents", "cells", "wall_s", "load_aggregate_s", "model_s", "fit_s", "optimise_s",
-           "poststratify_s", "peak_rss_mb", "steps", "khat", "divergences", "max_rhat", "min_ess_bulk", "national_pct", "note"]
+COLUMNS = [
+    "data",
+    "method",
+    "device",
+    "respondents",
+    "cells",
+    "wall_s",
+    "load_aggregate_s",
+    "model_s",
+    "fit_s",
+    "optimise_s",
+    "poststratify_s",
+    "peak_rss_mb",
+    "steps",
+    "khat",
+    "divergences",
+    "max_rhat",
+    "min_ess_bulk",
+    "national_pct",
+    "note",
+]
 # Counts turn into floats in a column that has a stopped row's gaps.
-FORMATS = {"respondents": ",.0f", "cells": ",.0f", "peak_rss_mb": ".0f", "steps": ".0f", "divergences": ".0f",
-           "min_ess_bulk": ".0f", "max_rhat": ".4f"}
+FORMATS = {
+    "respondents": ",.0f",
+    "cells": ",.0f",
+    "peak_rss_mb": ".0f",
+    "steps": ".0f",
+    "divergences": ".0f",
+    "min_ess_bulk": ".0f",
+    "max_rhat": ".4f",
+}
 
 
 def markdown(table: pd.DataFrame) -> str:

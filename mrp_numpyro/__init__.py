@@ -9,7 +9,7 @@ The layers, from the bottom (ARCHITECTURE.md draws them):
 - :mod:`mrp_numpyro.model`: the hierarchical logit as plain NumPyro functions;
 - :mod:`mrp_numpyro.diagnostics`: PSIS, MCMC convergence and the verdict, on arrays;
 - :mod:`mrp_numpyro.inference`: SVI with any guide, NUTS; both return a :class:`Fit`;
-- :mod:`mrp_numpyro.poststratify` and :mod:`mrp_numpyro.labelled`: the shared
+- :mod:`mrp_numpyro.poststratification` and :mod:`mrp_numpyro.labelled`: the shared
   poststratifier and the labelled (ArviZ, xarray) views;
 - :mod:`mrp_numpyro.app`: configs, the stages of a run (:func:`prepare`, :func:`fit`,
   :func:`estimate`, :func:`write_run`), :func:`run` over all of them, the report.
@@ -27,24 +27,35 @@ from .data import load_cces18, load_synthetic
 from .data.schema import DataError, MRPData, SurveySchema
 from .design.cells import Design, build_design
 from .design.formula import parse_formula
+from .design.layout import SITES, ParameterLayout
 from .design.priors import Priors
-from .inference import Fit, fit_nuts, fit_svi
-from .model import MRPModel, build_model, mrp_logit
-from .poststratify import poststratify, poststratify_draws, summarize
+from .diagnostics import Verdict
+from .inference import Fit, NUTSMethod, SVIMethod, fit_nuts, fit_svi
+from .model import Identified, MRPModel, NonCentred, Parameterization, PartiallyCentred, build_model, mrp_logit
+from .poststratification import poststratify, poststratify_draws, summarize
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SITES",
     "DataError",
     "Design",
     "Estimates",
     "Fit",
+    "Identified",
     "MRPData",
     "MRPModel",
+    "NUTSMethod",
+    "NonCentred",
+    "ParameterLayout",
+    "Parameterization",
+    "PartiallyCentred",
     "Priors",
     "Problem",
     "RunResult",
+    "SVIMethod",
     "SurveySchema",
+    "Verdict",
     "build_design",
     "build_model",
     "compose_config",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,6 +17,7 @@ from .app.run import run
 
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    """Run one analysis as configured and return its national estimate (for Hydra sweepers that optimise it)."""
     # SIGTERM (a scheduler's kill) unwinds like Ctrl-C, so the run directory is marked incomplete.
     signal.signal(signal.SIGTERM, _terminate)
     result = run(cfg, Path(HydraConfig.get().runtime.output_dir))
@@ -22,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
     return result.summary["national_mean"]
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)
 
 

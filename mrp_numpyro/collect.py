@@ -22,13 +22,14 @@ import argparse
 import json
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .app.rundir import INCOMPLETE
 from .compare import compare_runs, overall
@@ -36,20 +37,45 @@ from .outputs import write_csv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["find_runs", "run_row", "collect", "add_reference", "markdown", "CollectSweep", "main"]
+__all__ = ["find_runs", "run_row", "collect", "add_reference", "format_table", "markdown", "CollectSweep", "main"]
 
 # Keys a run's grouping shares with the reference it is compared with (--reference-method).
 MATCH_KEYS = ("data", "data_dir", "n", "seed", "formula")
 # Diagnostics of either method copied into the row (absent ones are empty).
 DIAGNOSTICS = (
-    "steps_run", "converged", "final_elbo", "optimise_s", "khat", "psis_ess",
-    "divergences", "mean_leapfrog_steps", "max_rhat", "min_ess_bulk", "min_ess_tail",
+    "steps_run",
+    "converged",
+    "final_elbo",
+    "optimise_s",
+    "khat",
+    "psis_ess",
+    "divergences",
+    "mean_leapfrog_steps",
+    "max_rhat",
+    "min_ess_bulk",
+    "min_ess_tail",
 )
 # Columns printed by the command line; sweep.csv has them all.
 SHOWN = [
-    "run", "status", "method", "data", "n_respondents", "seed", "t_fit_s", "t_total_s", "verdict", "khat",
-    "divergences", "max_rhat", "national_pct", "truth_state_mae_pp", "ref_mean_abs_diff_pp", "ref_max_abs_diff_pp",
-    "ref_ratio90_min", "ref_ratio90_max", "error",
+    "run",
+    "status",
+    "method",
+    "data",
+    "n_respondents",
+    "seed",
+    "t_fit_s",
+    "t_total_s",
+    "verdict",
+    "khat",
+    "divergences",
+    "max_rhat",
+    "national_pct",
+    "truth_state_mae_pp",
+    "ref_mean_abs_diff_pp",
+    "ref_max_abs_diff_pp",
+    "ref_ratio90_min",
+    "ref_ratio90_max",
+    "error",
 ]
 
 
@@ -70,11 +96,11 @@ def find_runs(sweep_dir: str | Path) -> list[Path]:
     return sorted(found, key=_natural_key)
 
 
-def _load_yaml(path: Path) -> DictConfig | None:
+def _load_yaml(path: Path) -> DictConfig | ListConfig | None:
     return OmegaConf.load(path) if path.is_file() else None
 
 
-def _get(cfg: DictConfig | None, key: str, default=None):
+def _get(cfg: DictConfig | ListConfig | None, key: str, default: Any = None) -> Any:
     if cfg is None:
         return default
     # Unresolved configs (.hydra/config.yaml) may hold interpolations of Hydra's own
@@ -93,7 +119,7 @@ def _short_target(target: str | None) -> str | None:
 def _data_name(target: str | None) -> str | None:
     # mrp_numpyro.data.load_cces18 -> cces18, the name of its config (data=cces18).
     name = _short_target(target)
-    return name[len("load_"):] if name and name.startswith("load_") else name
+    return name[len("load_") :] if name and name.startswith("load_") else name
 
 
 def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
@@ -167,7 +193,10 @@ def _truth_errors(run_dir: Path, area: str) -> dict[str, float]:
     if table is None or "truth" not in table:
         return {"truth_state_mae_pp": np.nan, "truth_state_cov90": np.nan}
     inside = (table["q5"] <= table["truth"]) & (table["truth"] <= table["q95"])
-    return {"truth_state_mae_pp": 100 * float((table["mean"] - table["truth"]).abs().mean()), "truth_state_cov90": float(inside.mean())}
+    return {
+        "truth_state_mae_pp": 100 * float((table["mean"] - table["truth"]).abs().mean()),
+        "truth_state_cov90": float(inside.mean()),
+    }
 
 
 def _comparison(run: Path, reference: Path, area: str) -> dict[str, float]:
@@ -236,7 +265,7 @@ def add_reference(
 def _pairs_by_method(table: pd.DataFrame, method: str) -> dict[Any, Path]:
     """Index of each run -> the finished run of ``method`` that shares its MATCH_KEYS."""
 
-    def key(row) -> tuple:
+    def key(row: pd.Series) -> tuple[str, ...]:
         return tuple(str(row[k]) for k in MATCH_KEYS)
 
     refs = table[(table["method"] == method) & (table["status"] == "ok")]
@@ -249,7 +278,9 @@ def _pairs_by_method(table: pd.DataFrame, method: str) -> dict[Any, Path]:
     for i, row in table.iterrows():
         matches = by_key.get(key(row), [])
         if len(matches) > 1:
-            raise ValueError(f"{len(matches)} {method} runs match {row['run']} ({dict(zip(MATCH_KEYS, key(row)))}): {matches}")
+            raise ValueError(
+                f"{len(matches)} {method} runs match {row['run']} ({dict(zip(MATCH_KEYS, key(row), strict=True))}): {matches}"
+            )
         if matches:
             pairs[i] = matches[0]
     return pairs
@@ -306,7 +337,7 @@ def markdown(table: pd.DataFrame, formats: Mapping[str, str] | None = None, defa
     """
     formats = dict(formats or {})
 
-    def cell(column: str, value) -> str:
+    def cell(column: str, value: object) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -345,6 +376,7 @@ class CollectSweep(Callback):
         self.area = area
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Collect the finished sweep into ``sweep.csv`` in its sweep directory."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
         table = collect(sweep_dir, reference_method=self.reference_method, area=self.area)
         write_csv(sweep_dir / self.out, table)
@@ -352,12 +384,17 @@ class CollectSweep(Callback):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: collect a sweep directory, print its main columns, write the table."""
     parser = argparse.ArgumentParser(prog="python -m mrp_numpyro.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. multirun/DATE/TIME")
     ref = parser.add_mutually_exclusive_group()
     ref.add_argument("--reference", type=Path, default=None, help="a finished run directory to compare every run with")
-    ref.add_argument("--reference-method", default=None, metavar="METHOD",
-                     help="compare each run with the run of METHOD (e.g. nuts) on the same data, n and seed in the sweep")
+    ref.add_argument(
+        "--reference-method",
+        default=None,
+        metavar="METHOD",
+        help="compare each run with the run of METHOD (e.g. nuts) on the same data, n and seed in the sweep",
+    )
     parser.add_argument("--out", type=Path, default=None, help="CSV to write (default: SWEEP_DIR/sweep.csv)")
     parser.add_argument("--area", default="state", help="area grouping to compare (default: state)")
     args = parser.parse_args(argv)

@@ -13,8 +13,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,25 @@ from .inference.result import flatten_draws
 from .labelled import level_dim
 from .outputs import write_csv
 
-__all__ = ["compare_draws", "compare_runs", "load_poststrat_draws", "plot_intervals", "plot_draws", "main"]
+__all__ = [
+    "RunDraws",
+    "compare_draws",
+    "compare_runs",
+    "overall",
+    "load_poststrat_draws",
+    "plot_intervals",
+    "plot_draws",
+    "write_comparison",
+    "main",
+]
+
+
+class RunDraws(TypedDict):
+    """The area draws of two runs, as :func:`compare_runs` returns them for plotting."""
+
+    a: np.ndarray
+    b: np.ndarray
+    labels: list[str]
 
 
 def _width(draws: np.ndarray, level: float) -> np.ndarray:
@@ -73,7 +92,7 @@ def _flat(da: xr.DataArray) -> np.ndarray:
     return flat.reshape(len(flat), -1)
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, area: str = "state") -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def compare_runs(run_a: str | Path, run_b: str | Path, area: str = "state") -> tuple[pd.DataFrame, RunDraws]:
     """Compare the area and national estimates of two run directories.
 
     Returns
@@ -134,7 +153,9 @@ def plot_intervals(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: S
     save_png(fig, path, dpi=120)
 
 
-def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Sequence[str], path: Path, max_dots: int = 200) -> None:
+def plot_draws(
+    a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Sequence[str], path: Path, max_dots: int = 200
+) -> None:
     """A strip of draws per area for both runs, sorted by run B's mean."""
     plt = pyplot()
     rng = np.random.default_rng(0)
@@ -154,7 +175,9 @@ def plot_draws(a: np.ndarray, b: np.ndarray, labels: Sequence[str], names: Seque
     save_png(fig, path, dpi=120)
 
 
-def write_comparison(run_a, run_b, out: str | Path, names: Sequence[str] = ("A", "B"), area: str = "state") -> pd.DataFrame:
+def write_comparison(
+    run_a: str | Path, run_b: str | Path, out: str | Path, names: Sequence[str] = ("A", "B"), area: str = "state"
+) -> pd.DataFrame:
     """Compare two runs and write ``comparison.csv``, ``compare_intervals.png`` and ``compare_draws.png``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +189,7 @@ def write_comparison(run_a, run_b, out: str | Path, names: Sequence[str] = ("A",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: compare two run directories, print the table and write it with its figures."""
     parser = argparse.ArgumentParser(prog="python -m mrp_numpyro.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_a", help="run directory A (e.g. a VI run)")
     parser.add_argument("run_b", help="run directory B, the reference (e.g. a NUTS run)")

@@ -1,13 +1,14 @@
 """Labelled views of a fit and its estimates: ArviZ InferenceData and xarray Datasets.
 
-The arrays of :mod:`mrp_numpyro.inference` and :mod:`mrp_numpyro.poststratify` carry no
+The arrays of :mod:`mrp_numpyro.inference` and :mod:`mrp_numpyro.poststratification` carry no
 names; here they get the coefficient names, the level labels and the dimension names that
 ``posterior.nc`` and ``poststrat_draws.nc`` are written with.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import arviz as az
 import xarray as xr
@@ -15,7 +16,7 @@ import xarray as xr
 from .design.cells import Design
 from .design.layout import SITES
 from .inference.result import Fit
-from .poststratify import Poststratified
+from .poststratification import Poststratified
 
 __all__ = ["level_dim", "to_inference_data", "poststrat_dataset"]
 

@@ -28,7 +28,7 @@ from .outputs import write_json
 
 log = logging.getLogger("mrp_numpyro")
 
-__all__ = ["spot_check"]
+__all__ = ["spot_check", "main"]
 
 
 def spot_check(cfg: DictConfig, reference: DictConfig, out: str | Path) -> dict:
@@ -56,7 +56,8 @@ def spot_check(cfg: DictConfig, reference: DictConfig, out: str | Path) -> dict:
     summary = {
         "data": vi.summary["data"],
         "n_respondents": vi.summary["n_respondents"],
-        "vi": {k: vi.summary[k] for k in ("guide", "verdict", "national_mean", "timings_s")} | {"khat": vi.fit.diagnostics.get("khat")},
+        "vi": {k: vi.summary[k] for k in ("guide", "verdict", "national_mean", "timings_s")}
+        | {"khat": vi.fit.diagnostics.get("khat")},
         "reference": {k: ref.summary[k] for k in ("method", "national_mean", "timings_s")}
         | {k: ref.fit.diagnostics.get(k) for k in ("divergences", "max_rhat", "min_ess_bulk")},
         "comparison": overall(table),
@@ -75,6 +76,7 @@ def spot_check(cfg: DictConfig, reference: DictConfig, out: str | Path) -> dict:
 
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path=str(config_dir()), config_name="spotcheck")
 def main(cfg: DictConfig) -> None:
+    """Command line: the configured VI run and its reference on one subsample, compared."""
     # The reference is the command line's own overrides with those of `reference` after them.
     overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("reference")]
     reference = compose(config_name="config", overrides=[*overrides, *cfg.reference])

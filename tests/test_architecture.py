@@ -13,7 +13,7 @@ LAYERS = [
     {"design"},
     {"model"},
     {"inference"},
-    {"poststratify"},
+    {"poststratification"},
     {"labelled"},
     {"app"},
     {"__init__", "__main__", "compare", "collect", "spotcheck"},

@@ -70,8 +70,7 @@ def test_block_predictor_equals_the_term_by_term_logits(data):
         draws[f"sd_{name}"] = rng.uniform(0.1, 1.0, size=3)
         draws[f"z_{name}"] = rng.normal(size=(3, size))
     theta = np.concatenate(
-        [draws["Intercept"][:, None], draws["beta"]]
-        + [draws[f"z_{g}"] * draws[f"sd_{g}"][:, None] for g in design.group_names],
+        [draws["Intercept"][:, None], draws["beta"]] + [draws[f"z_{g}"] * draws[f"sd_{g}"][:, None] for g in design.group_names],
         axis=1,
     )
     with jax.enable_x64(True):

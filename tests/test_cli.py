@@ -138,7 +138,9 @@ def test_gpu_request_without_gpu_is_a_clear_error(tmp_path):
 
 def _cli(args, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "mrp_numpyro", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mrp_numpyro", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_command_line_from_another_directory(tmp_path):
@@ -183,7 +185,10 @@ def test_sigterm_marks_the_run_incomplete(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mrp_numpyro", "progress=false", "budget.svi_steps=1000000", f"hydra.run.dir={out}"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while not (out / "svi_checkpoint.pkl").exists() and time.time() < deadline and proc.poll() is None:
@@ -215,7 +220,14 @@ def test_levels_without_respondents_are_predicted(tmp_path):
 
     design = build_design(parse_formula(cfg.model.formula), data)
     model = build_model(design, Priors())
-    fit = fit_svi(model, jax.random.PRNGKey(0), guide=instantiate(cfg.inference.guide), optimizer=numpyro.optim.Adam(0.01), num_steps=10_000, num_draws=1000)
+    fit = fit_svi(
+        model,
+        jax.random.PRNGKey(0),
+        guide=instantiate(cfg.inference.guide),
+        optimizer=numpyro.optim.Adam(0.01),
+        num_steps=10_000,
+        num_draws=1000,
+    )
     table = poststratify_draws(fit.draws, design, {"state": ["state"]})["state"].summary().set_index("state")
     wy = table.loc["WY"]
     assert np.isfinite(wy[["mean", "q5", "q95"]]).all() and wy["q5"] < wy["mean"] < wy["q95"]

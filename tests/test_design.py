@@ -147,8 +147,17 @@ def test_svi_compiles_once_whatever_the_number_of_chunks(design):
 
     def traces_for(num_steps):
         model, calls = _counting_traces(build_model(design, Priors()))
-        fit_svi(model, jax.random.PRNGKey(0), guide=AutoNormal, optimizer=numpyro.optim.Adam(0.01),
-                num_steps=num_steps, check_every=50, plateau_rtol=None, num_draws=20, importance_resampling=False)
+        fit_svi(
+            model,
+            jax.random.PRNGKey(0),
+            guide=AutoNormal,
+            optimizer=numpyro.optim.Adam(0.01),
+            num_steps=num_steps,
+            check_every=50,
+            plateau_rtol=None,
+            num_draws=20,
+            importance_resampling=False,
+        )
         return calls["n"]
 
     assert traces_for(100) == traces_for(400)
@@ -186,8 +195,9 @@ def test_nuts_with_progress_bars_runs_chains_in_batches(design):
     """numpyro draws bars only for its own chain methods: 4 chains on 2 devices in 2 parallel batches."""
     from mrp_numpyro.inference import fit_nuts
 
-    fit = fit_nuts(build_model(design, Priors()), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=4,
-                   progress_bar=True)
+    fit = fit_nuts(
+        build_model(design, Priors()), jax.random.PRNGKey(0), num_warmup=20, num_samples=10, num_chains=4, progress_bar=True
+    )
     assert fit.diagnostics["chain_method"] == "parallel"
     assert fit.draws["z_state"].shape[:2] == (4, 10) and len(np.unique(fit.draws["Intercept"][:, 0])) == 4
 

@@ -110,11 +110,15 @@ def test_divergent_tails_names_the_groups_in_their_outer_tenths(tmp_path):
     b = np.roll(np.arange(100.0), 50)  # b = 50, 51, 52 where a = 0, 1, 2
     diverging = a < 3
     xr.Dataset({"sd_a": (("chain", "draw"), a[None]), "sd_b": (("chain", "draw"), b[None])}).to_netcdf(
-        tmp_path / "posterior.nc", group="posterior")
-    xr.Dataset({"diverging": (("chain", "draw"), diverging[None])}).to_netcdf(tmp_path / "posterior.nc", group="sample_stats", mode="a")
+        tmp_path / "posterior.nc", group="posterior"
+    )
+    xr.Dataset({"diverging": (("chain", "draw"), diverging[None])}).to_netcdf(
+        tmp_path / "posterior.nc", group="sample_stats", mode="a"
+    )
     assert module.divergent_tails(tmp_path) == "a 1"
     xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 100), bool))}).to_netcdf(
-        tmp_path / "posterior.nc", group="sample_stats", mode="a")
+        tmp_path / "posterior.nc", group="sample_stats", mode="a"
+    )
     assert module.divergent_tails(tmp_path) == ""
 
 

@@ -6,7 +6,6 @@ through Hydra's search path, as a user adds them without touching the package.
 
 import json
 import sys
-import textwrap
 
 import numpy as np
 import pytest

@@ -78,7 +78,9 @@ def test_phi_prior_is_the_projected_normal(design, basis):
         rng = np.random.default_rng(1)
         sd = {f"sd_{g}": float(rng.uniform(0.05, 1.5)) for g in design.group_names}
         phi = rng.normal(size=basis.rank)
-        tr = handlers.trace(handlers.substitute(handlers.seed(model.fn, 0), {**sd, "phi": jnp.asarray(phi)})).get_trace(**model.kwargs)
+        tr = handlers.trace(handlers.substitute(handlers.seed(model.fn, 0), {**sd, "phi": jnp.asarray(phi)})).get_trace(
+            **model.kwargs
+        )
         got = float(tr["phi"]["fn"].log_prob(tr["phi"]["value"]))
     var = basis.prior_variances({g: np.array([sd[f"sd_{g}"]]) for g in design.group_names})[0]
     cov = (basis.R.T * var) @ basis.R
@@ -124,5 +126,12 @@ def test_identified_model_without_groups_fits():
     data = load_synthetic(1000, seed=2)
     design = build_design(parse_formula("abortion ~ male + repvote"), data)
     model = build_model(design, Priors(), parameterization="identified")
-    fit = fit_svi(model, jax.random.PRNGKey(0), guide=numpyro.infer.autoguide.AutoNormal, optimizer=numpyro.optim.Adam(0.05), num_steps=500, num_draws=100)
+    fit = fit_svi(
+        model,
+        jax.random.PRNGKey(0),
+        guide=numpyro.infer.autoguide.AutoNormal,
+        optimizer=numpyro.optim.Adam(0.05),
+        num_steps=500,
+        num_draws=100,
+    )
     assert set(fit.draws) == {"Intercept", "beta"} and np.isfinite(fit.draws["beta"]).all()

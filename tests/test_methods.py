@@ -15,10 +15,26 @@ from mrp_numpyro.inference.svi import Checked, correct
     [
         (4, 4, "cpu", False, "parallel", (4,), None),
         (4, 8, "cpu", False, "parallel", (4,), None),
-        (4, 2, "cpu", False, "2 devices, chains in turn on each", (4,), "2 JAX device(s) for 4 chains: 2 devices, chains in turn on each"),
+        (
+            4,
+            2,
+            "cpu",
+            False,
+            "2 devices, chains in turn on each",
+            (4,),
+            "2 JAX device(s) for 4 chains: 2 devices, chains in turn on each",
+        ),
         (4, 2, "cpu", True, "parallel", (2, 2), "2 JAX device(s) for 4 chains: batches of 2"),
         # 4 chains on 3 devices use 2 of them.
-        (4, 3, "cpu", False, "2 devices, chains in turn on each", (4,), "3 JAX device(s) for 4 chains: 2 devices, chains in turn on each"),
+        (
+            4,
+            3,
+            "cpu",
+            False,
+            "2 devices, chains in turn on each",
+            (4,),
+            "3 JAX device(s) for 4 chains: 2 devices, chains in turn on each",
+        ),
         (4, 1, "cpu", False, "sequential", (4,), "1 JAX device(s) for 4 chains: sequential"),
         (4, 1, "gpu", False, "vectorized", (4,), "1 JAX device(s) for 4 chains: vectorized"),
         (1, 2, "cpu", False, "sequential", (1,), None),
@@ -37,10 +53,26 @@ def test_chain_plan_takes_numpyros_methods_as_given_and_refuses_others():
 
 def _svi_diagnostics(**changes):
     fields = dict(
-        guide="AutoDiagonalNormal", num_steps=100, steps_run=100, converged=False, plateau_rtol=None,
-        plateau_rel_change=float("nan"), num_particles=1, num_draws=10, psis_draws=20, final_elbo=-1.0,
-        final_elbo_se=0.1, elbo_window=50, nonfinite_steps=0, khat=0.5, psis_ess=8.0, importance_resampled=True,
-        distinct_draws=7, verdict=verdict(0.5), optimise_s=1.0, check_s=0.5,
+        guide="AutoDiagonalNormal",
+        num_steps=100,
+        steps_run=100,
+        converged=False,
+        plateau_rtol=None,
+        plateau_rel_change=float("nan"),
+        num_particles=1,
+        num_draws=10,
+        psis_draws=20,
+        final_elbo=-1.0,
+        final_elbo_se=0.1,
+        elbo_window=50,
+        nonfinite_steps=0,
+        khat=0.5,
+        psis_ess=8.0,
+        importance_resampled=True,
+        distinct_draws=7,
+        verdict=verdict(0.5),
+        optimise_s=1.0,
+        check_s=0.5,
     )
     return SVIDiagnostics(**{**fields, **changes})
 
@@ -58,8 +90,16 @@ def test_svi_record_writes_the_summary_keys_in_their_order():
 def test_nuts_record():
     d = NUTSDiagnostics(4, 10, 10, "parallel", 0.95, 2, 7.5, 1.002, 420.0, 380.0)
     assert d.to_dict() == {
-        "num_chains": 4, "num_warmup": 10, "num_samples": 10, "chain_method": "parallel", "target_accept_prob": 0.95,
-        "divergences": 2, "mean_leapfrog_steps": 7.5, "max_rhat": 1.002, "min_ess_bulk": 420.0, "min_ess_tail": 380.0,
+        "num_chains": 4,
+        "num_warmup": 10,
+        "num_samples": 10,
+        "chain_method": "parallel",
+        "target_accept_prob": 0.95,
+        "divergences": 2,
+        "mean_leapfrog_steps": 7.5,
+        "max_rhat": 1.002,
+        "min_ess_bulk": 420.0,
+        "min_ess_tail": 380.0,
     }
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mrp_numpyro.poststratify import group_cells, poststratify, summarize
+from mrp_numpyro.poststratification import group_cells, poststratify, summarize
 
 
 def test_hand_computed_case():
@@ -102,7 +102,7 @@ def test_poststratify_draws_matches_a_direct_computation():
     """The chunked, cells-major path equals eta = a + X b + sum_g sd_g z_g[level] computed plainly."""
     from scipy.special import expit
 
-    from mrp_numpyro.poststratify import poststratify_draws
+    from mrp_numpyro.poststratification import poststratify_draws
 
     formula = "abortion ~ (1 | state) + (1 | male:eth) + repvote + factor(region)"
     design, draws = _design_and_random_draws(2000, 4, formula, chains=1, draws_per_chain=7, sd_scale=0.2)
@@ -123,7 +123,7 @@ def test_poststratify_draws_matches_a_direct_computation():
 
 def test_float32_draws_are_poststratified_in_float32_to_float64_accuracy():
     """Float32 draws (device.x64=false) give the float64 result to float32 rounding (~1e-6)."""
-    from mrp_numpyro.poststratify import poststratify_draws
+    from mrp_numpyro.poststratification import poststratify_draws
 
     formula = "abortion ~ (1 | state) + (1 | eth) + (1 | educ:age) + repvote"
     design, draws = _design_and_random_draws(3000, 2, formula, chains=2, draws_per_chain=50, sd_scale=0.3)
@@ -143,7 +143,7 @@ def test_float32_draws_are_poststratified_in_float32_to_float64_accuracy():
 def test_logistic_in_place_matches_scipy_expit_over_the_range_of_logits():
     from scipy.special import expit
 
-    from mrp_numpyro.poststratify import _expit_inplace
+    from mrp_numpyro.poststratification import _expit_inplace
 
     x = np.linspace(-40, 40, 10_001)
     # 1 + tanh(x/2) cancels for very negative x: the error is absolute, at most a rounding

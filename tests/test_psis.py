@@ -71,7 +71,9 @@ def test_log_ratios_of_a_fitted_guide_on_a_conjugate_model(guide_cls):
     guide = guide_cls(model)
     svi = SVI(model, guide, numpyro.optim.Adam(0.05), Trace_ELBO())
     result = svi.run(jax.random.PRNGKey(0), 3000, y=y, progress_bar=False)
-    draws, log_ratios = guide_draws_and_log_ratios(model, guide, result.params, {"y": y}, jax.random.PRNGKey(1), 2000, ["mu"], chunk_size=512)
+    draws, log_ratios = guide_draws_and_log_ratios(
+        model, guide, result.params, {"y": y}, jax.random.PRNGKey(1), 2000, ["mu"], chunk_size=512
+    )
     assert draws["mu"].shape == (2000,)
     post_sd = 1 / np.sqrt(1 / 100 + 50)
     assert draws["mu"].std() == pytest.approx(post_sd, rel=0.15)

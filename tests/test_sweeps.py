@@ -33,7 +33,9 @@ QUICK = ["progress=false", "report=false", "budget.svi_steps=100"]
 
 def _cli(args, cwd, env=None, timeout=600):
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mrp_numpyro", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mrp_numpyro", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _log_span(run_dir: Path) -> tuple[datetime, datetime]:
@@ -47,8 +49,14 @@ def reliability_sweep(tmp_path_factory):
     """The reliability preset with the fast one, meanfield and NUTS only, on two joblib workers."""
     root = tmp_path_factory.mktemp("joblib")
     sweep = root / "sweep"
-    args = ["experiment=[reliability,fast]", "method=meanfield,nuts", "hydra/launcher=joblib_local",
-            "hydra.launcher.n_jobs=2", *QUICK, f"hydra.sweep.dir={sweep}"]
+    args = [
+        "experiment=[reliability,fast]",
+        "method=meanfield,nuts",
+        "hydra/launcher=joblib_local",
+        "hydra.launcher.n_jobs=2",
+        *QUICK,
+        f"hydra.sweep.dir={sweep}",
+    ]
     # No -m: the preset sets hydra.mode=MULTIRUN, so the one command runs the sweep.
     proc = _cli(args, cwd=root)
     return sweep, proc
@@ -166,9 +174,22 @@ def _start_ray_head(ray: str, env: dict) -> tuple[subprocess.Popen, Path, int]:
     port = _free_port()
     with open(temp / "head.log", "w") as log:
         head = subprocess.Popen(
-            [ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                ray,
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={temp}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return head, temp, port
 
@@ -197,8 +218,15 @@ def _stop_ray_head(head: subprocess.Popen, temp: Path) -> None:
 def test_ray_launcher_sweep_on_a_local_cluster(ray_head, tmp_path):
     address, env = ray_head
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}", "experiment=fast",
-            *QUICK, "guide=meanfield,fullrank", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "hydra/launcher=ray_cluster",
+        f"hydra.launcher.ray.init.address={address}",
+        "experiment=fast",
+        *QUICK,
+        "guide=meanfield,fullrank",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = _cli(args, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Ray Launcher is launching 2 jobs" in proc.stdout
@@ -228,13 +256,26 @@ def test_slurm_launcher_submits_an_array_job(tmp_path):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", "experiment=fast", *QUICK,
-            "method=meanfield,nuts", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "experiment=fast",
+        *QUICK,
+        "method=meanfield,nuts",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = _cli(args, cwd=tmp_path, env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, timeout=120)
     assert proc.returncode != 0 and "no cluster in a test" in proc.stdout + proc.stderr
     script = (tmp_path / "submitted.sh").read_text()
-    for line in ("#SBATCH --partition=debug", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=8GB", "#SBATCH --time=30",
-                 "#SBATCH --array=0-1%2", "#SBATCH --job-name=mrp_numpyro"):
+    for line in (
+        "#SBATCH --partition=debug",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --mem=8GB",
+        "#SBATCH --time=30",
+        "#SBATCH --array=0-1%2",
+        "#SBATCH --job-name=mrp_numpyro",
+    ):
         assert line in script, f"{line!r} missing from:\n{script}"
     assert "submitit.core._submit" in script and str(sweep / ".submitit") in script
 
@@ -272,8 +313,10 @@ def test_presets_compose_with_the_fast_one():
 def test_runtime_preset_runs_as_one_command(tmp_path):
     sweep = tmp_path / "sweep"
     # One method and one size of the preset's grid: a sweep of one run, with no -m.
-    proc = _cli(["experiment=[runtime,fast]", "data=synthetic", "method=meanfield", "data.n=1000", *QUICK,
-                 f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    proc = _cli(
+        ["experiment=[runtime,fast]", "data=synthetic", "method=meanfield", "data.n=1000", *QUICK, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_csv(sweep / "sweep.csv", dtype={"run": str, "reference": str})
     assert list(table["run"]) == ["0"] and list(table["n_respondents"]) == [1000]

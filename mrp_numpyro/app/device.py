@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpyro
@@ -37,7 +38,7 @@ def configure_device(
     x64: bool = False,
     host_device_count: int | None = None,
     compilation_cache_dir: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Select the JAX platform, precision and number of CPU devices.
 
     Parameters
@@ -87,7 +88,7 @@ def configure_device(
         "devices": [str(d) for d in devices],
         # The card's name (e.g. "NVIDIA H100 80GB HBM3"), for benchmark tables.
         "device_kind": devices[0].device_kind,
-        "x64": bool(jax.config.jax_enable_x64),
+        "x64": bool(jax.config.read("jax_enable_x64")),
         "compilation_cache_dir": None if cache is None else str(cache),
     }
     log.info("JAX on %s: %d device(s), x64=%s", platform, len(devices), info["x64"])

@@ -12,6 +12,7 @@ from functools import singledispatch
 from pathlib import Path
 from typing import Any
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -38,16 +39,16 @@ def _(diagnostics: SVIDiagnostics, out: Path, fit: Fit) -> list[Path]:
 
 
 @singledispatch
-def method_figures(diagnostics: Any, out: Path, fit: Fit, idata, layout: ParameterLayout) -> list[Path]:
+def method_figures(diagnostics: Any, out: Path, fit: Fit, idata: az.InferenceData, layout: ParameterLayout) -> list[Path]:
     """Figures of a fit of this kind for the report; none by default."""
     return []
 
 
 @method_figures.register
-def _(diagnostics: SVIDiagnostics, out: Path, fit: Fit, idata, layout: ParameterLayout) -> list[Path]:
+def _(diagnostics: SVIDiagnostics, out: Path, fit: Fit, idata: az.InferenceData, layout: ParameterLayout) -> list[Path]:
     return [report.plot_elbo(fit.traces["elbo"], out / "elbo.png")]
 
 
 @method_figures.register
-def _(diagnostics: NUTSDiagnostics, out: Path, fit: Fit, idata, layout: ParameterLayout) -> list[Path]:
+def _(diagnostics: NUTSDiagnostics, out: Path, fit: Fit, idata: az.InferenceData, layout: ParameterLayout) -> list[Path]:
     return list(report.plot_nuts(idata, out / "trace.png", out / "rank.png", layout))

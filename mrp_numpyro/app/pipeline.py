@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import numpy as np
@@ -34,10 +35,13 @@ from ..inference.result import Fit
 from ..labelled import poststrat_dataset, to_inference_data
 from ..model import MRPModel, Parameterization
 from ..outputs import write_csv, write_json, write_netcdf
-from ..poststratify import Poststratified, poststratify_draws
+from ..poststratification import Poststratified, poststratify_draws
 from . import report
 from .device import configure_device
 from .method_outputs import method_figures, method_files
+
+if TYPE_CHECKING:
+    import arviz as az
 
 log = logging.getLogger("mrp_numpyro")
 
@@ -46,7 +50,7 @@ __all__ = ["Problem", "Estimates", "prepare", "fit", "estimate", "summarize_run"
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything a fit needs, built from the config by :func:`prepare`.
+    """Everything a fit needs, built from the config by :func:`~mrp_numpyro.app.pipeline.prepare`.
 
     Attributes
     ----------
@@ -83,7 +87,8 @@ class Estimates:
     ----------
     groupings : mapping of str to Poststratified
     tables : mapping of str to pandas.DataFrame
-        :meth:`Poststratified.summary` of each grouping, with a ``truth`` column on synthetic data.
+        :meth:`~mrp_numpyro.poststratification.Poststratified.summary` of each grouping, with a
+        ``truth`` column on synthetic data.
     seconds : float
     """
 
@@ -98,10 +103,10 @@ def prepare(cfg: DictConfig) -> Problem:
     Parameters
     ----------
     cfg : DictConfig
-        The composed config (:func:`mrp_numpyro.config.compose_config`).
+        The composed config (:func:`mrp_numpyro.app.config.compose_config`).
     """
     timings: dict[str, float] = {}
-    device = configure_device(**OmegaConf.to_container(cfg.device, resolve=True))
+    device = configure_device(**cast(dict[str, Any], OmegaConf.to_container(cfg.device, resolve=True)))
     t = time.perf_counter()
     data: MRPData = instantiate(cfg.data)
     timings["load"] = time.perf_counter() - t
@@ -112,7 +117,7 @@ def prepare(cfg: DictConfig) -> Problem:
     t = time.perf_counter()
     spec = parse_formula(cfg.model.formula, columns=data.survey.columns)
     design = build_design(spec, data)
-    priors = Priors.from_config(OmegaConf.to_container(cfg.model.priors, resolve=True))
+    priors = Priors.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.model.priors, resolve=True)))
     timings["aggregate"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -167,7 +172,7 @@ def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]) -> 
 def estimate(problem: Problem, fitted: Fit, cfg: DictConfig) -> Estimates:
     """Poststratify the fit's draws to every grouping of ``cfg.poststrat.groupings``."""
     t = time.perf_counter()
-    groupings = OmegaConf.to_container(cfg.poststrat.groupings, resolve=True)
+    groupings = cast(dict[str, list[str]], OmegaConf.to_container(cfg.poststrat.groupings, resolve=True))
     # The fit's precision (float32 unless device.x64), whatever the draws were converted to.
     draws = poststratify_draws(
         fitted.draws, problem.design, groupings, chunk_size=int(cfg.poststrat.chunk_size), dtype=problem.dtype
@@ -218,12 +223,14 @@ def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Est
     return summary
 
 
-def _figures(out: Path, problem: Problem, fitted: Fit, idata, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
+def _figures(out: Path, problem: Problem, fitted: Fit, idata: az.InferenceData, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
     area = problem.data.schema.area
     figures = []
     if area in tables:
         table = tables[area]
-        figures.append(report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.name}"))
+        figures.append(
+            report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.name}")
+        )
         if set(table[area].astype(str)) <= set(report.STATE_TILES):
             figures.append(report.plot_state_map(table, out / f"{area}_map.png", area))
     return figures + method_figures(fitted.diagnostics, out, fitted, idata, problem.design.layout)

@@ -12,8 +12,10 @@ import base64
 import html
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,25 +23,77 @@ import pandas as pd
 from ..design.layout import SITES, ParameterLayout
 from ..outputs import atomic_write, write_text
 
-__all__ = ["pyplot", "save_png", "STATE_TILES", "plot_state_estimates", "plot_state_map", "plot_elbo", "plot_nuts", "write_report"]
+if TYPE_CHECKING:
+    import arviz as az
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "pyplot",
+    "save_png",
+    "STATE_TILES",
+    "plot_state_estimates",
+    "plot_state_map",
+    "plot_elbo",
+    "plot_nuts",
+    "write_report",
+]
 
 # (row, column) of each state in a tile-grid map of the United States.
 STATE_TILES: dict[str, tuple[int, int]] = {
-    "AK": (0, 0), "ME": (0, 10),
-    "VT": (1, 9), "NH": (1, 10),
-    "WA": (2, 0), "ID": (2, 1), "MT": (2, 2), "ND": (2, 3), "MN": (2, 4), "IL": (2, 5), "WI": (2, 6),
-    "MI": (2, 7), "NY": (2, 8), "RI": (2, 9), "MA": (2, 10),
-    "OR": (3, 0), "NV": (3, 1), "WY": (3, 2), "SD": (3, 3), "IA": (3, 4), "IN": (3, 5), "OH": (3, 6),
-    "PA": (3, 7), "NJ": (3, 8), "CT": (3, 9),
-    "CA": (4, 0), "UT": (4, 1), "CO": (4, 2), "NE": (4, 3), "MO": (4, 4), "KY": (4, 5), "WV": (4, 6),
-    "VA": (4, 7), "MD": (4, 8), "DE": (4, 9),
-    "AZ": (5, 1), "NM": (5, 2), "KS": (5, 3), "AR": (5, 4), "TN": (5, 5), "NC": (5, 6), "SC": (5, 7),
-    "OK": (6, 3), "LA": (6, 4), "MS": (6, 5), "AL": (6, 6), "GA": (6, 7),
-    "HI": (7, 0), "TX": (7, 3), "FL": (7, 8),
+    "AK": (0, 0),
+    "ME": (0, 10),
+    "VT": (1, 9),
+    "NH": (1, 10),
+    "WA": (2, 0),
+    "ID": (2, 1),
+    "MT": (2, 2),
+    "ND": (2, 3),
+    "MN": (2, 4),
+    "IL": (2, 5),
+    "WI": (2, 6),
+    "MI": (2, 7),
+    "NY": (2, 8),
+    "RI": (2, 9),
+    "MA": (2, 10),
+    "OR": (3, 0),
+    "NV": (3, 1),
+    "WY": (3, 2),
+    "SD": (3, 3),
+    "IA": (3, 4),
+    "IN": (3, 5),
+    "OH": (3, 6),
+    "PA": (3, 7),
+    "NJ": (3, 8),
+    "CT": (3, 9),
+    "CA": (4, 0),
+    "UT": (4, 1),
+    "CO": (4, 2),
+    "NE": (4, 3),
+    "MO": (4, 4),
+    "KY": (4, 5),
+    "WV": (4, 6),
+    "VA": (4, 7),
+    "MD": (4, 8),
+    "DE": (4, 9),
+    "AZ": (5, 1),
+    "NM": (5, 2),
+    "KS": (5, 3),
+    "AR": (5, 4),
+    "TN": (5, 5),
+    "NC": (5, 6),
+    "SC": (5, 7),
+    "OK": (6, 3),
+    "LA": (6, 4),
+    "MS": (6, 5),
+    "AL": (6, 6),
+    "GA": (6, 7),
+    "HI": (7, 0),
+    "TX": (7, 3),
+    "FL": (7, 8),
 }
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib.pyplot, imported on first use.
 
     The backend is left alone (a notebook keeps its own); without a display matplotlib
@@ -50,7 +104,7 @@ def pyplot():
     return plt
 
 
-def save_png(fig, path: Path, dpi: int = 110) -> Path:
+def save_png(fig: Figure, path: Path, dpi: int = 110) -> Path:
     """Write a figure atomically as PNG and close it."""
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight"))
     pyplot().close(fig)
@@ -82,7 +136,7 @@ def plot_state_map(table: pd.DataFrame, path: Path, area: str = "state", title: 
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
-    values = dict(zip(table[area].astype(str), 100 * table["mean"]))
+    values = dict(zip(table[area].astype(str), 100 * table["mean"], strict=True))
     norm = Normalize(min(values.values()), max(values.values()))
     cmap = colormaps["RdBu_r"]
     fig, ax = plt.subplots(figsize=(8, 5.6))
@@ -92,8 +146,25 @@ def plot_state_map(table: pd.DataFrame, path: Path, area: str = "state", title: 
         color = cmap(norm(values[state]))
         ax.add_patch(plt.Rectangle((col, -row), 0.94, 0.94, color=color))
         dark = np.mean(color[:3]) < 0.5
-        ax.text(col + 0.47, -row + 0.58, state, ha="center", va="center", fontsize=9, weight="bold", color="white" if dark else "black")
-        ax.text(col + 0.47, -row + 0.28, f"{values[state]:.0f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+        ax.text(
+            col + 0.47,
+            -row + 0.58,
+            state,
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold",
+            color="white" if dark else "black",
+        )
+        ax.text(
+            col + 0.47,
+            -row + 0.28,
+            f"{values[state]:.0f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if dark else "black",
+        )
     ax.set_xlim(-0.2, 11.2)
     ax.set_ylim(-7.2, 1.1)
     ax.set_aspect("equal")
@@ -123,7 +194,7 @@ def plot_elbo(elbo: np.ndarray, path: Path) -> Path:
     return save_png(fig, path)
 
 
-def plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
+def plot_nuts(idata: az.InferenceData, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
     """Trace and rank plots of the global parameters (intercept, coefficients, group sds)."""
     with warnings.catch_warnings():
         # arviz 0.2x calls a matplotlib helper that matplotlib 3.11 deprecates; not ours to fix.
@@ -131,7 +202,7 @@ def plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout)
         return _plot_nuts(idata, path_trace, path_rank, layout)
 
 
-def _plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
+def _plot_nuts(idata: az.InferenceData, path_trace: Path, path_rank: Path, layout: ParameterLayout) -> tuple[Path, Path]:
     import arviz as az
 
     plt = pyplot()
@@ -147,23 +218,27 @@ def _plot_nuts(idata, path_trace: Path, path_rank: Path, layout: ParameterLayout
 
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
+    name = html.escape(path.name)
+    return f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
 
 
-def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[str, pd.DataFrame], figures: list[Path]) -> Path:
-    """One self-contained HTML page: verdict, diagnostics, estimates, figures and config."""
+def _banner(summary: Mapping) -> str:
+    """The verdict of a variational fit, or NUTS's divergences, R-hat and ESS."""
     verdict = summary.get("verdict")
-    colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}.get(verdict, "#57606a")
     if verdict:
-        banner = f'<p class="verdict" style="border-color:{colour}"><b>Verdict: {html.escape(verdict)}.</b> {html.escape(summary.get("verdict_message") or "")}</p>'
-    else:
-        d = summary.get("diagnostics", {})
-        banner = (
-            f'<p class="verdict"><b>{html.escape(str(summary.get("method")).upper())}</b>: {d.get("divergences")} divergent transitions, '
-            f'max R-hat {d.get("max_rhat", float("nan")):.3f}, min bulk ESS {d.get("min_ess_bulk", float("nan")):.0f}.</p>'
-        )
-    nat = summary.get("national_mean")
-    national = "" if nat is None else f" National estimate: {100 * nat:.2f} %."
+        colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}.get(verdict, "#57606a")
+        message = html.escape(summary.get("verdict_message") or "")
+        return f'<p class="verdict" style="border-color:{colour}"><b>Verdict: {html.escape(verdict)}.</b> {message}</p>'
+    d = summary.get("diagnostics", {})
+    method = html.escape(str(summary.get("method")).upper())
+    return (
+        f'<p class="verdict"><b>{method}</b>: {d.get("divergences")} divergent transitions, '
+        f"max R-hat {d.get('max_rhat', float('nan')):.3f}, min bulk ESS {d.get('min_ess_bulk', float('nan')):.0f}.</p>"
+    )
+
+
+def _tables(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Every estimate table, in percent."""
     sections = []
     for name, table in tables.items():
         shown = table.copy()
@@ -171,23 +246,36 @@ def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[
             if c in shown:
                 shown[c] = (100 * shown[c]).round(2)
         sections.append(f"<h2>Estimates: {html.escape(name)} (%)</h2>" + shown.to_html(index=False, border=0, classes="t"))
+    return "".join(sections)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1f2328; }
+.verdict { border-left: 6px solid #57606a; padding: .6em 1em; background: #f6f8fa; }
+table.t { border-collapse: collapse; font-size: 13px; } table.t td, table.t th { padding: 2px 8px; text-align: right; }
+table.t tr:nth-child(even) { background: #f6f8fa; }
+figure { margin: 1em 0; } img { max-width: 100%; }
+pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 12px; }
+"""
+
+
+def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[str, pd.DataFrame], figures: list[Path]) -> Path:
+    """One self-contained HTML page: verdict, diagnostics, estimates, figures and config."""
+    nat = summary.get("national_mean")
+    national = "" if nat is None else f" National estimate: {100 * nat:.2f} %."
+    data = html.escape(str(summary.get("data")))
+    method = f"{html.escape(str(summary.get('method')))} {html.escape(str(summary.get('guide') or ''))}"
+    details = {k: summary.get(k) for k in ("diagnostics", "timings_s", "notes", "versions")}
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mrp_numpyro run: {html.escape(str(summary.get('data')))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
-.verdict {{ border-left: 6px solid #57606a; padding: .6em 1em; background: #f6f8fa; }}
-table.t {{ border-collapse: collapse; font-size: 13px; }} table.t td, table.t th {{ padding: 2px 8px; text-align: right; }}
-table.t tr:nth-child(even) {{ background: #f6f8fa; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 12px; }}
-</style></head><body>
+<html lang="en"><head><meta charset="utf-8"><title>mrp_numpyro run: {data}</title>
+<style>{_STYLE}</style></head><body>
 <h1>MRP run</h1>
-<p>{html.escape(str(summary.get('data')))}: {summary.get('n_respondents'):,} respondents in {summary.get('n_occupied_cells'):,} cells,
-poststratified over {summary.get('n_poststrat_cells'):,} cells. Method: {html.escape(str(summary.get('method')))}
-{html.escape(str(summary.get('guide') or ''))}.{national}</p>
-{banner}
-{''.join(_img(p) for p in figures)}
-{''.join(sections)}
-<h2>Diagnostics and timings</h2><pre>{html.escape(json.dumps({k: summary.get(k) for k in ('diagnostics', 'timings_s', 'notes', 'versions')}, indent=2, default=str))}</pre>
+<p>{data}: {summary.get("n_respondents"):,} respondents in {summary.get("n_occupied_cells"):,} cells,
+poststratified over {summary.get("n_poststrat_cells"):,} cells. Method: {method}.{national}</p>
+{_banner(summary)}
+{"".join(_img(p) for p in figures)}
+{_tables(tables)}
+<h2>Diagnostics and timings</h2><pre>{html.escape(json.dumps(details, indent=2, default=str))}</pre>
 <h2>Configuration</h2><pre>{html.escape(config_yaml)}</pre>
 </body></html>
 """

@@ -1,16 +1,17 @@
 """``run(cfg)``: every stage of :mod:`mrp_numpyro.app.pipeline`, into a run directory.
 
 The command line (``python -m mrp_numpyro``) is a thin Hydra wrapper around this function;
-notebooks and tests call it directly with a composed config (see :func:`compose_config`).
+notebooks and tests call it directly with a composed config (see :func:`~mrp_numpyro.app.config.compose_config`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,7 +20,7 @@ from ..design.cells import Design
 from ..inference.result import Fit
 from ..model.base import MRPModel
 from ..outputs import write_text
-from ..poststratify import Poststratified
+from ..poststratification import Poststratified
 from .config import compose_config
 from .pipeline import Problem, estimate, fit, prepare, summarize_run, write_run
 from .rundir import run_directory
@@ -41,18 +42,21 @@ class RunResult:
 
     @property
     def data(self) -> MRPData:
+        """The validated survey and table the run fitted."""
         return self.problem.data
 
     @property
     def model(self) -> MRPModel:
+        """The model in the coordinates the run fitted it in."""
         return self.problem.model
 
     @property
     def design(self) -> Design:
+        """The run's design: formula, parameter layout and cells."""
         return self.problem.design
 
 
-def _progress(setting) -> bool:
+def _progress(setting: bool | str | None) -> bool:
     if isinstance(setting, bool):
         return setting
     if setting in (None, "auto"):

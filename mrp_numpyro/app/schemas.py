@@ -10,7 +10,6 @@ key's name. :func:`register_schemas` stores them in Hydra's ConfigStore under th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -32,8 +31,8 @@ class DeviceConfig:
 
     platform: str = "cpu"
     x64: bool = False
-    host_device_count: Optional[int] = None
-    compilation_cache_dir: Optional[str] = None
+    host_device_count: int | None = None
+    compilation_cache_dir: str | None = None
 
 
 @dataclass
@@ -74,7 +73,7 @@ class PriorsConfig:
 class PoststratConfig:
     """``poststrat``: the groupings estimated and how many draws are predicted at once."""
 
-    groupings: Dict[str, List[str]] = field(default_factory=lambda: {"state": ["state"], "national": []})
+    groupings: dict[str, list[str]] = field(default_factory=lambda: {"state": ["state"], "national": []})
     chunk_size: int = 500
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,7 @@ def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
     return Path(data_dir).expanduser()
 
 
-def _read_csv(directory: Path, name: str, what: str, **kwargs) -> pd.DataFrame:
+def _read_csv(directory: Path, name: str, what: str, **kwargs: Any) -> pd.DataFrame:
     path = directory / name
     if not path.is_file():
         raise DataError(f"{what} file {name!r} was not found in {directory.resolve()} (data.dir). " + _WHERE_TO_GET)

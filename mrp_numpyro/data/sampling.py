@@ -12,7 +12,7 @@ from .schema import DataError
 log = logging.getLogger(__name__)
 
 
-def check_n(n) -> int:
+def check_n(n: float | None) -> int:
     """Return ``n`` as an int, or raise if it is not a positive whole number."""
     if n is None or isinstance(n, bool) or not float(n).is_integer():
         raise DataError(f"the number of respondents n (data.n) must be a whole number, got {n!r}")

@@ -10,8 +10,9 @@ column and the offending values when they do not hold.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ class DataError(ValueError):
     """Raised when a survey, poststratification or area table is malformed."""
 
 
-def _examples(values, k: int = 5) -> str:
+def _examples(values: Iterable[Any], k: int = 5) -> str:
     vals = list(pd.unique(pd.Series(list(values), dtype=object)))
     shown = ", ".join(repr(v) for v in vals[:k])
     more = f" (and {len(vals) - k} more)" if len(vals) > k else ""
@@ -72,7 +73,7 @@ class SurveySchema:
     area_numeric: tuple[str, ...] = ()
     count: str = "N"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.area not in self.factors:
             raise ValueError(f"area column {self.area!r} must be one of the factors {list(self.factors)}")
 
@@ -83,6 +84,7 @@ class SurveySchema:
 
     @property
     def area_columns(self) -> tuple[str, ...]:
+        """Area-level predictor columns, joined onto survey and table by the area key."""
         return tuple(self.area_factors) + tuple(self.area_numeric)
 
     def levels(self, column: str) -> tuple | None:
@@ -95,6 +97,7 @@ class SurveySchema:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """Every column the schema names: cell columns, then area-level ones."""
         return self.cell_columns + self.area_columns
 
 
@@ -140,12 +143,11 @@ class MRPData:
     notes: tuple[str, ...] = ()
 
 
-def _require_columns(df: pd.DataFrame, columns, what: str) -> None:
+def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(
-            f"{what} is missing column(s) {missing}; it has {list(df.columns)}. "
-            "Check the spelling or the data config."
+            f"{what} is missing column(s) {missing}; it has {list(df.columns)}. Check the spelling or the data config."
         )
 
 
@@ -340,4 +342,6 @@ def build_mrp_data(
         area_table = validate_area_table(area_table, schema)
         survey = join_area_predictors(survey, area_table, schema)
         poststrat = join_area_predictors(poststrat, area_table, schema)
-    return MRPData(schema, survey.reset_index(drop=True), poststrat.reset_index(drop=True), source, truth, tuple(notes) + tuple(extra))
+    return MRPData(
+        schema, survey.reset_index(drop=True), poststrat.reset_index(drop=True), source, truth, tuple(notes) + tuple(extra)
+    )

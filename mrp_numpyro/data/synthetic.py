@@ -44,7 +44,7 @@ TRUE_REGION = {"Northeast": 0.0, "North Central": 0.05, "South": 0.12, "West": -
 _POP_TOTAL = 228e6
 
 
-def _population(rng: np.random.Generator):
+def _population(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
     """Area table, cell grid with population counts, and per-state response propensity."""
     n_s = len(STATES)
     # Uneven state sizes: a log-normal spread like that of US state populations.
@@ -82,7 +82,9 @@ def _population(rng: np.random.Generator):
     return area, cells, codes, propensity
 
 
-def _true_logits(rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFrame, codes: dict):
+def _true_logits(
+    rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFrame, codes: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
     """Draw the true effects from the model's structure: cell logits, coefficients, varying intercepts."""
     sizes = {"state": len(STATES), "eth": len(ETH), "educ": len(EDUC), "age": len(AGE)}
     sizes.update({"male:eth": 2 * len(ETH), "educ:age": len(EDUC) * len(AGE), "educ:eth": len(EDUC) * len(ETH)})

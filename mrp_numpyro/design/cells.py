@@ -49,6 +49,7 @@ class CellArrays:
 
     @property
     def n_cells(self) -> int:
+        """Number of cells."""
         return self.X.shape[0]
 
 
@@ -78,22 +79,26 @@ class Design:
 
     @property
     def fixed_names(self) -> tuple[str, ...]:
+        """Names of the population-level coefficients (``ParameterLayout.fixed_names``)."""
         return self.layout.fixed_names
 
     @property
     def group_names(self) -> tuple[str, ...]:
+        """Names of the varying intercepts, in formula order."""
         return self.layout.group_names
 
     @property
     def group_levels(self) -> tuple[tuple[str, ...], ...]:
+        """Level labels of every varying intercept."""
         return self.layout.group_levels
 
     @property
     def group_sizes(self) -> tuple[int, ...]:
+        """Number of levels of every varying intercept."""
         return self.layout.group_sizes
 
     def design_matrix(self, cells: CellArrays | None = None) -> np.ndarray:
-        """``D`` of some cells, the survey's by default (:meth:`ParameterLayout.design_matrix`)."""
+        """``D`` of some cells, the survey's by default (:meth:`~mrp_numpyro.design.layout.ParameterLayout.design_matrix`)."""
         cells = self.survey if cells is None else cells
         return self.layout.design_matrix(cells.X, cells.group_index)
 
@@ -123,7 +128,7 @@ def _codes(df: pd.DataFrame, column: str, levels: tuple) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray):
+def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Collapse respondents with identical predictor codes into binomial cells.
 
     Parameters
@@ -153,7 +158,9 @@ def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray):
     return cell_codes.astype(np.int64), trials, successes
 
 
-def _fixed_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple], categorical: set[str]):
+def _fixed_block(
+    spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple], categorical: set[str]
+) -> tuple[tuple[str, ...], np.ndarray]:
     names: list[str] = []
     columns: list[np.ndarray] = []
     for term in spec.fixed:
@@ -170,12 +177,14 @@ def _fixed_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str
     return tuple(names), X
 
 
-def _group_block(spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]):
+def _group_block(
+    spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]
+) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
     index, labels = [], []
     for g in spec.groups:
         sizes = [len(levels[c]) for c in g.columns]
         idx = np.zeros_like(codes[g.columns[0]])
-        for c, size in zip(g.columns, sizes):
+        for c, size in zip(g.columns, sizes, strict=True):
             idx = idx * size + codes[c]
         index.append(idx)
         grid = pd.MultiIndex.from_product([[str(v) for v in levels[c]] for c in g.columns])
@@ -237,7 +246,7 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     )
     return Design(
         spec=spec,
-        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels)),
+        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels, strict=True)),
         x_center=center,
         x_scale=scale,
         survey=survey,

@@ -9,7 +9,9 @@ numeric predictors are rejected with an error that says so.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import formulae
 from formulae.terms.terms import GroupSpecificTerm, Intercept, Term
@@ -39,6 +41,7 @@ class GroupTerm:
 
     @property
     def name(self) -> str:
+        """The term's name: its columns joined by ``:`` (``male:eth``)."""
         return ":".join(self.columns)
 
 
@@ -62,7 +65,7 @@ class ModelSpec:
         return tuple(cols)
 
 
-def _component_column(component, formula: str) -> tuple[str, bool]:
+def _component_column(component: Any, formula: str) -> tuple[str, bool]:
     """Column name of one term component and whether it is forced categorical."""
     call = getattr(component, "call", None)
     if call is None:
@@ -76,8 +79,8 @@ def _component_column(component, formula: str) -> tuple[str, bool]:
     )
 
 
-def parse_formula(formula: str, columns=None) -> ModelSpec:
-    """Parse an lme4-style formula into a :class:`ModelSpec`.
+def parse_formula(formula: str, columns: Iterable[str] | None = None) -> ModelSpec:
+    """Parse an lme4-style formula into a :class:`~mrp_numpyro.design.formula.ModelSpec`.
 
     Parameters
     ----------
@@ -101,9 +104,7 @@ def parse_formula(formula: str, columns=None) -> ModelSpec:
             intercept = True
         elif isinstance(term, GroupSpecificTerm):
             if not isinstance(term.expr, Intercept):
-                raise FormulaError(
-                    f"varying slopes ({term.expr} | ...) are not supported; use varying intercepts (1 | group)"
-                )
+                raise FormulaError(f"varying slopes ({term.expr} | ...) are not supported; use varying intercepts (1 | group)")
             cols = tuple(_component_column(c, formula)[0] for c in term.factor.components)
             groups.append(GroupTerm(cols))
         elif isinstance(term, Term):

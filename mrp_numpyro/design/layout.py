@@ -15,14 +15,20 @@ sites, so no other module spells a prefix.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from types import ModuleType
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["SITES", "SiteNames", "GroupSlot", "ParameterLayout", "pack"]
+
+# NumPy draws or, inside a model, JAX arrays.
+_Array = TypeVar("_Array", np.ndarray, jax.Array)
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class SiteNames:
     """Names of the model's sample sites and of the labelled outputs derived from them.
 
     The shared parameters, which every parameterisation's draws are mapped to
-    (:attr:`mrp_numpyro.model.MRPModel.effects`), are ``Intercept``, ``beta`` and, for each
+    (``MRPModel.effects``, :class:`~mrp_numpyro.model.base.MRPModel`), are ``Intercept``, ``beta`` and, for each
     varying intercept ``g``, ``sd_<g>`` and ``z_<g>``.
     """
 
@@ -47,7 +53,7 @@ class SiteNames:
     def sd_group(self, site: str) -> str | None:
         """The group whose standard deviation ``site`` is (``sd_state`` -> ``state``), or None."""
         prefix = self.sd("")
-        return site[len(prefix):] if site.startswith(prefix) and len(site) > len(prefix) else None
+        return site[len(prefix) :] if site.startswith(prefix) and len(site) > len(prefix) else None
 
     def z(self, group: str) -> str:
         """A varying intercept's standardised effects ``a_g / sd_g``."""
@@ -62,6 +68,7 @@ class SiteNames:
         return f"r_{group}"
 
 
+#: The names of every sample site (:class:`~mrp_numpyro.design.layout.SiteNames`).
 SITES = SiteNames()
 
 
@@ -75,19 +82,21 @@ class GroupSlot:
 
     @property
     def size(self) -> int:
+        """Number of levels."""
         return len(self.levels)
 
     @property
     def stop(self) -> int:
+        """One past the group's last place in ``theta``."""
         return self.start + self.size
 
 
-def _xp(*arrays):
+def _xp(*arrays: object) -> ModuleType:
     """``jax.numpy`` when any argument is a JAX array or tracer (inside a model), else NumPy."""
     return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
-def pack(intercept, beta, effects: Sequence):
+def pack(intercept: _Array, beta: _Array | None, effects: Sequence[_Array]) -> _Array:
     """``theta = (Intercept, beta, a_1, ..., a_G)`` from its pieces, NumPy or JAX.
 
     The one place that fixes the order of :class:`ParameterLayout`; the model functions
@@ -128,7 +137,7 @@ class ParameterLayout:
     groups: tuple[GroupSlot, ...]
 
     @classmethod
-    def build(cls, fixed_names: Sequence[str], groups: Sequence[tuple[str, Sequence[str]]]) -> "ParameterLayout":
+    def build(cls, fixed_names: Sequence[str], groups: Iterable[tuple[str, Sequence[str]]]) -> ParameterLayout:
         """The layout of an intercept, ``fixed_names`` and ``(name, levels)`` of every group."""
         slots, start = [], 1 + len(fixed_names)
         for name, levels in groups:
@@ -155,14 +164,17 @@ class ParameterLayout:
 
     @property
     def group_names(self) -> tuple[str, ...]:
+        """Names of the varying intercepts, in formula order."""
         return tuple(g.name for g in self.groups)
 
     @property
     def group_sizes(self) -> tuple[int, ...]:
+        """Number of levels of every varying intercept."""
         return tuple(g.size for g in self.groups)
 
     @property
     def group_levels(self) -> tuple[tuple[str, ...], ...]:
+        """Level labels of every varying intercept."""
         return tuple(g.levels for g in self.groups)
 
     @property
@@ -188,6 +200,7 @@ class ParameterLayout:
 
     @property
     def sd_sites(self) -> tuple[str, ...]:
+        """``sd_<g>`` of every varying intercept."""
         return tuple(SITES.sd(g) for g in self.group_names)
 
     @property
@@ -207,11 +220,13 @@ class ParameterLayout:
 
     # -- packing ------------------------------------------------------------------------
 
-    def pack_draws(self, draws: Mapping[str, np.ndarray], dtype=np.float64) -> np.ndarray:
+    def pack_draws(self, draws: Mapping[str, np.ndarray], dtype: DTypeLike = np.float64) -> np.ndarray:
         """``theta`` (draws, P) of flat draws (draws, ...) of the shared parameters."""
         intercept = np.asarray(draws[SITES.intercept], dtype)
         beta = np.asarray(draws[SITES.coefficients], dtype).reshape(len(intercept), -1) if self.fixed_names else None
-        effects = [np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[:, None] for g in self.group_names]
+        effects = [
+            np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[:, None] for g in self.group_names
+        ]
         return pack(intercept, beta, effects)
 
     def unpack(self, theta: np.ndarray, sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -15,8 +15,9 @@ for one with more, and 1 for a constant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -47,20 +48,24 @@ class Priors:
     sd_shape: float = 1.0
     sd_scale: float = 0.5
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("intercept_scale", "coef_scale", "sd_shape", "sd_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"prior {name} must be positive, got {getattr(self, name)!r}")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> "Priors":
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> Priors:
         """Build from the nested config ``{intercept: {loc, scale}, coef: {...}, sd: {...}}``."""
         cfg = dict(cfg or {})
         unknown = set(cfg) - {"intercept", "coef", "sd"}
         if unknown:
             raise ValueError(f"unknown prior group(s) {sorted(unknown)}; valid: ['coef', 'intercept', 'sd']")
         kw: dict[str, Any] = {}
-        for group, keys in {"intercept": ("loc", "scale"), "coef": ("loc", "scale", "autoscale"), "sd": ("shape", "scale")}.items():
+        for group, keys in {
+            "intercept": ("loc", "scale"),
+            "coef": ("loc", "scale", "autoscale"),
+            "sd": ("shape", "scale"),
+        }.items():
             sub = dict(cfg.get(group) or {})
             bad = set(sub) - set(keys)
             if bad:
@@ -76,7 +81,7 @@ class Priors:
 
 
 def autoscale_denominators(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """rstanarm's per-predictor scale of respondent-level columns given as weighted cells.
+    """Rstanarm's per-predictor scale of respondent-level columns given as weighted cells.
 
     Parameters
     ----------

@@ -1,7 +1,17 @@
 """Diagnostics on arrays: PSIS of importance ratios, MCMC convergence, the verdict on a variational fit."""
 
 from .convergence import convergence_summary
-from .psis import KHAT_BAD, KHAT_GOOD, PSIS, importance_resample, psis
-from .verdict import Verdict, VerdictStatus, verdict
+from .pareto import KHAT_BAD, KHAT_GOOD, PSIS, importance_resample, psis
+from .verdicts import Verdict, VerdictStatus, verdict
 
-__all__ = ["KHAT_BAD", "KHAT_GOOD", "PSIS", "Verdict", "VerdictStatus", "convergence_summary", "importance_resample", "psis", "verdict"]
+__all__ = [
+    "KHAT_BAD",
+    "KHAT_GOOD",
+    "PSIS",
+    "Verdict",
+    "VerdictStatus",
+    "convergence_summary",
+    "importance_resample",
+    "psis",
+    "verdict",
+]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import arviz as az
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["convergence_summary"]
 
@@ -15,7 +21,7 @@ def convergence_summary(draws: dict[str, np.ndarray]) -> dict[str, float]:
     bulk = az.ess(idata, method="bulk")
     tail = az.ess(idata, method="tail")
 
-    def worst(ds, fn):
+    def worst(ds: xr.Dataset, fn: Callable[..., Any]) -> float:
         return float(fn([fn(ds[v].values) for v in ds.data_vars]))
 
     return {"max_rhat": worst(rhat, np.max), "min_ess_bulk": worst(bulk, np.min), "min_ess_tail": worst(tail, np.min)}

@@ -1,9 +1,13 @@
-"""Inference methods. Each takes an :class:`~mrp_numpyro.model.MRPModel` and a PRNG key and
-returns a :class:`Fit` holding draws of the shared parameters in one common form.
+"""Inference methods: SVI with any guide, checked by PSIS, and NUTS.
 
-A method is a frozen settings record (:class:`SVIMethod`, :class:`NUTSMethod`) built from the
-``inference`` config with ``.fit(model, rng_key, *, progress_bar, checkpoint_dir) -> Fit``;
-:func:`fit_svi` and :func:`fit_nuts` are the same as one call.
+Each takes an :class:`~mrp_numpyro.model.base.MRPModel` and a PRNG key and returns a
+:class:`~mrp_numpyro.inference.result.Fit` holding draws of the shared parameters in one
+common form. A method is a frozen settings record
+(:class:`~mrp_numpyro.inference.svi.SVIMethod`, :class:`~mrp_numpyro.inference.nuts.NUTSMethod`)
+built from the ``inference`` config with
+``.fit(model, rng_key, *, progress_bar, checkpoint_dir) -> Fit``;
+:func:`~mrp_numpyro.inference.svi.fit_svi` and :func:`~mrp_numpyro.inference.nuts.fit_nuts`
+are the same as one call.
 """
 
 from ..diagnostics.convergence import convergence_summary

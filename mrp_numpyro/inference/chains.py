@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, cast
 
 import jax
 
@@ -12,15 +13,15 @@ __all__ = ["CHAIN_METHODS", "ChainPlan", "plan_chains", "chains_per_device"]
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 
 
-def chains_per_device(devices: int) -> Callable:
+def chains_per_device(devices: int) -> Callable[[Callable[..., Any]], Callable[[Any], Any]]:
     """A ``chain_method`` for numpyro's ``MCMC``: chains split over ``devices``, each device's in turn.
 
     ``pmap`` over the devices of ``lax.map`` over each device's chains: one compiled
     program runs every chain. The number of chains must be a multiple of ``devices``.
     """
 
-    def transform(fn):
-        def run(args):
+    def transform(fn: Callable[..., Any]) -> Callable[[Any], Any]:
+        def run(args: Any) -> Any:
             n = jax.tree.leaves(args)[0].shape[0]
             if n % devices:
                 raise ValueError(f"{n} chains do not split evenly over {devices} devices")
@@ -54,7 +55,9 @@ class ChainPlan:
 
     @property
     def name(self) -> str:
-        return getattr(self.method, "__name__", self.method)
+        """The chain method's name, as the diagnostics and the log give it."""
+        # A transform of chains_per_device is named; numpyro's methods are strings.
+        return cast(str, getattr(self.method, "__name__", self.method))
 
 
 def plan_chains(num_chains: int, chain_method: str, devices: int, backend: str, progress_bar: bool = False) -> ChainPlan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -18,13 +19,13 @@ __all__ = ["CHECKPOINT", "save_checkpoint", "load_checkpoint"]
 CHECKPOINT = "svi_checkpoint.pkl"
 
 
-def save_checkpoint(path: str | os.PathLike, state, steps: int, losses: list[np.ndarray], guide_name: str) -> None:
+def save_checkpoint(path: str | os.PathLike[str], state: Any, steps: int, losses: list[np.ndarray], guide_name: str) -> None:
     """Write the state, the step count and the losses so far, atomically."""
     payload = {"guide": guide_name, "steps": steps, "losses": np.concatenate(losses), "state": jax.device_get(state)}
     atomic_write(path, lambda p: p.write_bytes(pickle.dumps(payload)))
 
 
-def load_checkpoint(path: str | os.PathLike, fresh_state, guide_name: str):
+def load_checkpoint(path: str | os.PathLike[str], fresh_state: Any, guide_name: str) -> tuple[Any, int, np.ndarray]:
     """Saved SVI state, step count and losses, checked against a freshly initialised state.
 
     Raises
@@ -41,8 +42,10 @@ def load_checkpoint(path: str | os.PathLike, fresh_state, guide_name: str):
     if payload.get("guide") != guide_name:
         raise FitError(f"checkpoint {path} is for guide {payload.get('guide')}, not {guide_name}")
     saved, fresh = payload["state"], fresh_state
-    same = jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(fresh) and all(
-        np.shape(a) == np.shape(b) for a, b in zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(fresh))
+    # jax's PyTreeDef comes from a compiled module that mypy cannot see into.
+    same = jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(fresh) and all(  # type: ignore[operator]
+        np.shape(a) == np.shape(b)
+        for a, b in zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(fresh), strict=True)
     )
     if not same:
         raise FitError(f"checkpoint {path} does not match this model and guide (different parameters or shapes)")

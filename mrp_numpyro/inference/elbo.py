@@ -12,6 +12,9 @@ numpyro's IAF cannot invert its flow).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.lax import stop_gradient
@@ -33,8 +36,18 @@ class StickingTheLandingELBO(ELBO):
         Draws averaged per step.
     """
 
-    def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
-        def single(key):
+    def loss_with_mutable_state(
+        self,
+        rng_key: jax.Array,
+        param_map: dict[str, jax.Array],
+        model: Callable[..., Any],
+        guide: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, jax.Array | None]:
+        """Negative ELBO averaged over ``num_particles`` draws, its gradient without the score term."""
+
+        def single(key: jax.Array) -> jax.Array:
             seeded = seed(guide, key)
             guide_trace = trace(substitute(seeded, data=param_map)).get_trace(*args, **kwargs)
             values = {name: site["value"] for name, site in guide_trace.items() if site["type"] == "sample"}

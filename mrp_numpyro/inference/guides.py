@@ -11,6 +11,10 @@ estimator and by PSIS).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -39,25 +43,28 @@ class ScaleCoupling(Transform):
     domain = constraints.real_vector
     codomain = constraints.real_vector
 
-    def __init__(self, loc, gamma, idx_c, idx_u):
+    def __init__(self, loc: jax.Array, gamma: jax.Array, idx_c: np.ndarray, idx_u: np.ndarray) -> None:
         self.loc, self.gamma, self.idx_c, self.idx_u = loc, gamma, idx_c, idx_u
 
-    def _log_factor(self, x):
+    def _log_factor(self, x: jax.Array) -> jax.Array:
         return (x[..., self.idx_u] - self.loc[self.idx_u]) @ self.gamma.T
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the coupling to ``x``."""
         centre = self.loc[self.idx_c]
         return x.at[..., self.idx_c].set(centre + jnp.exp(self._log_factor(x)) * (x[..., self.idx_c] - centre))
 
-    def _inverse(self, y):
+    def _inverse(self, y: jax.Array) -> jax.Array:
         # The scale coordinates pass through unchanged, so the factor is known from y.
         centre = self.loc[self.idx_c]
         return y.at[..., self.idx_c].set(centre + jnp.exp(-self._log_factor(y)) * (y[..., self.idx_c] - centre))
 
-    def log_abs_det_jacobian(self, x, y, intermediates=None):
+    def log_abs_det_jacobian(self, x: jax.Array, y: jax.Array, intermediates: Any = None) -> jax.Array:
+        """Log absolute determinant of the Jacobian: the sum of the coupled coordinates' log factors."""
         return jnp.sum(self._log_factor(x), axis=-1)
 
-    def tree_flatten(self):
+    def tree_flatten(self) -> tuple[tuple[jax.Array, jax.Array], tuple[tuple[str, str], dict[str, np.ndarray]]]:
+        """Arrays and static fields of the transform, for JAX."""
         return (self.loc, self.gamma), (("loc", "gamma"), {"idx_c": self.idx_c, "idx_u": self.idx_u})
 
 
@@ -66,7 +73,7 @@ class AutoCoupledNormal(AutoContinuous):
 
     The scale coordinates are the unconstrained (log) values of every latent site with
     positive support (the group standard deviations); every other coordinate is coupled to
-    them. With ``gamma = 0`` (the initial value) this is :class:`AutoMultivariateNormal`.
+    them. With ``gamma = 0`` (the initial value) this is :class:`numpyro.infer.autoguide.AutoMultivariateNormal`.
 
     Parameters
     ----------
@@ -77,16 +84,25 @@ class AutoCoupledNormal(AutoContinuous):
         Initial standard deviation of every coordinate.
     """
 
-    def __init__(self, model, *, prefix="auto", init_loc_fn=init_to_uniform, init_scale=0.1):
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        *,
+        prefix: str = "auto",
+        init_loc_fn: Callable[..., Any] = init_to_uniform,
+        init_scale: float = 0.1,
+    ) -> None:
         if not init_scale > 0:
             raise ValueError(f"init_scale must be positive, got {init_scale!r}")
         self._init_scale = init_scale
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
 
-    def _setup_prototype(self, *args, **kwargs):
+    def _setup_prototype(self, *args: Any, **kwargs: Any) -> None:
         super()._setup_prototype(*args, **kwargs)
         # The flat latent vector follows the order of _init_locs (AutoContinuous ravels it).
-        scale, coupled, start = [], [], 0
+        scale: list[int] = []
+        coupled: list[int] = []
+        start = 0
         for name, value in self._init_locs.items():
             size = int(np.size(value))
             positive = self.prototype_trace[name]["fn"].support is constraints.positive
@@ -94,7 +110,7 @@ class AutoCoupledNormal(AutoContinuous):
             start += size
         self._idx_u, self._idx_c = np.asarray(scale, dtype=int), np.asarray(coupled, dtype=int)
 
-    def _get_posterior(self):
+    def _get_posterior(self) -> dist.TransformedDistribution:
         loc = numpyro.param(f"{self.prefix}_loc", self._init_latent)
         scale_tril = numpyro.param(
             f"{self.prefix}_scale_tril",
@@ -107,5 +123,6 @@ class AutoCoupledNormal(AutoContinuous):
             [LowerCholeskyAffine(loc, scale_tril), ScaleCoupling(loc, gamma, self._idx_c, self._idx_u)],
         )
 
-    def get_base_dist(self):
+    def get_base_dist(self) -> dist.Distribution:
+        """The standard normal the transforms start from."""
         return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)

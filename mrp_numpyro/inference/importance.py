@@ -1,11 +1,12 @@
 """Draws of a fitted guide and their importance log ratios ``log p(theta, y) - log q(theta)``.
 
-The ratios are what :func:`mrp_numpyro.diagnostics.psis.psis` smooths into weights and k-hat.
+The ratios are what :func:`mrp_numpyro.diagnostics.pareto.psis` smooths into weights and k-hat.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -27,13 +28,13 @@ _CLOSED_FORM_GUIDES = (AutoDiagonalNormal, AutoMultivariateNormal, AutoLowRankMu
 
 
 def guide_draws_and_log_ratios(
-    model_fn: Callable,
-    guide,
-    params: Mapping,
-    model_kwargs: Mapping,
+    model_fn: Callable[..., Any],
+    guide: Any,
+    params: Mapping[str, jax.Array],
+    model_kwargs: Mapping[str, Any],
     rng_key: jax.Array,
     num_draws: int,
-    latent_names,
+    latent_names: Iterable[str],
     chunk_size: int = 1000,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Draw from a fitted guide and compute ``log p(theta, y) - log q(theta)`` for each draw.
@@ -49,25 +50,27 @@ def guide_draws_and_log_ratios(
     log_ratios : array (num_draws,)
     """
     latent_names = tuple(latent_names)
+    # Its first argument is a draw of the closed-form guides, a PRNG key of the others.
+    guide_density: Callable[[jax.Array, Mapping[str, jax.Array], Mapping[str, Any]], tuple[jax.Array, Any]]
     if isinstance(guide, _CLOSED_FORM_GUIDES):
         site = f"_{guide.prefix}_latent"
 
-        def guide_density(u, params, kwargs):
+        def guide_density(u: jax.Array, params: Mapping[str, jax.Array], kwargs: Mapping[str, Any]) -> tuple[jax.Array, Any]:
             return log_density(handlers.condition(guide, {site: u}), (), kwargs, params)
 
         draw = jax.jit(lambda key, params: guide.get_posterior(params).sample(key, (chunk_size,)))
 
-        def chunk_inputs(key):
+        def chunk_inputs(key: jax.Array) -> jax.Array:
             return draw(key, params)
     else:
 
-        def guide_density(key, params, kwargs):
+        def guide_density(key: jax.Array, params: Mapping[str, jax.Array], kwargs: Mapping[str, Any]) -> tuple[jax.Array, Any]:
             return log_density(handlers.seed(guide, key), (), kwargs, params)
 
-        def chunk_inputs(key):
+        def chunk_inputs(key: jax.Array) -> jax.Array:
             return jax.random.split(key, chunk_size)
 
-    def one(x, params, kwargs):
+    def one(x: jax.Array, params: Mapping[str, jax.Array], kwargs: Mapping[str, Any]) -> tuple[dict[str, jax.Array], jax.Array]:
         log_q, trace = guide_density(x, params, kwargs)
         latent = {k: trace[k]["value"] for k in latent_names}
         log_p, _ = log_density(model_fn, (), kwargs, latent)
@@ -77,7 +80,7 @@ def guide_draws_and_log_ratios(
     # which would slow its compilation. Every chunk has one shape: one compilation.
     batch = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
     draws, ratios = [], []
-    for start, key in zip(range(0, num_draws, chunk_size), jax.random.split(rng_key, -(-num_draws // chunk_size))):
+    for start, key in zip(range(0, num_draws, chunk_size), jax.random.split(rng_key, -(-num_draws // chunk_size)), strict=True):
         d, r = jax.device_get(batch(chunk_inputs(key), params, model_kwargs))
         n = min(chunk_size, num_draws - start)
         draws.append({k: np.asarray(v)[:n] for k, v in d.items()})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -43,7 +44,7 @@ def finite_mean(x: np.ndarray) -> float:
 
 def run_to_plateau(
     svi: SVI,
-    state,
+    state: Any,
     kwargs: Mapping[str, Any],
     *,
     num_steps: int,
@@ -81,7 +82,7 @@ def run_to_plateau(
     """
     losses = [] if losses is None else losses
 
-    def run_chunk(state, kwargs, length):
+    def run_chunk(state: Any, kwargs: Mapping[str, Any], length: int) -> tuple[Any, jax.Array]:
         # stable_update keeps the previous state when a step's loss or gradient is not
         # finite, so a rare overflow skips one step instead of poisoning every parameter.
         return jax.lax.scan(lambda s, _: svi.stable_update(s, **kwargs), state, None, length=length)

@@ -38,17 +38,25 @@ class NUTSDiagnostics(Record):
     min_ess_tail: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as ``summary.json`` holds them."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _sample(model: MRPModel, kernel: NUTS, rng_key: jax.Array, plan: ChainPlan, num_warmup: int, num_samples: int,
-            progress_bar: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _sample(
+    model: MRPModel, kernel: NUTS, rng_key: jax.Array, plan: ChainPlan, num_warmup: int, num_samples: int, progress_bar: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Draws (chain, draw, ...) of the model's latent sites and the sampler's extra fields, run by run."""
     keys = jax.random.split(rng_key, len(plan.runs)) if len(plan.runs) > 1 else [rng_key]
     samples, extras = [], []
-    for key, n in zip(keys, plan.runs):
-        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=n, chain_method=plan.method,
-                    progress_bar=progress_bar)
+    for key, n in zip(keys, plan.runs, strict=True):
+        mcmc = MCMC(
+            kernel,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=n,
+            chain_method=plan.method,
+            progress_bar=progress_bar,
+        )
         mcmc.run(key, extra_fields=("diverging", "num_steps"), **model.kwargs)
         samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
         extras.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
@@ -84,7 +92,7 @@ class NUTSMethod:
     chain_method: str = "auto"
     label: str = "nuts"
 
-    #: The algorithm, in :attr:`Fit.method` and ``summary.json``.
+    #: The algorithm, in ``Fit.method`` and ``summary.json``.
     name: ClassVar[str] = "nuts"
 
     def fit(
@@ -101,8 +109,9 @@ class NUTSMethod:
         plan = plan_chains(self.num_chains, self.chain_method, jax.local_device_count(), jax.default_backend(), progress_bar)
         if plan.note:
             log.info(plan.note)
-        kernel = NUTS(model.fn, target_accept_prob=self.target_accept_prob, max_tree_depth=self.max_tree_depth,
-                      dense_mass=self.dense_mass)
+        kernel = NUTS(
+            model.fn, target_accept_prob=self.target_accept_prob, max_tree_depth=self.max_tree_depth, dense_mass=self.dense_mass
+        )
         start = time.perf_counter()
         rng_key, key_effects = jax.random.split(rng_key)
         draws, extra = _sample(model, kernel, rng_key, plan, self.num_warmup, self.num_samples, progress_bar)
@@ -125,8 +134,11 @@ class NUTSMethod:
 
     def _warn(self, d: NUTSDiagnostics) -> None:
         if d.divergences:
-            log.warning("NUTS: %d divergent transitions after warm-up; raise target_accept_prob (now %.2f)",
-                        d.divergences, self.target_accept_prob)
+            log.warning(
+                "NUTS: %d divergent transitions after warm-up; raise target_accept_prob (now %.2f)",
+                d.divergences,
+                self.target_accept_prob,
+            )
         if self.num_chains > 1 and d.max_rhat > 1.01:
             log.warning("NUTS: max R-hat %.3f > 1.01; run longer chains before trusting the estimates", d.max_rhat)
 

@@ -53,6 +53,10 @@ def pilot_sd(
     plateau = run_to_plateau(svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol)
     median = guide.median(svi.get_params(plateau.state))
     sd = {g: float(median[SITES.sd(g)]) for g in model.design.group_names}
-    log.info("pilot mean-field fit: %d steps in %.1f s; group sds %s", plateau.steps, time.perf_counter() - start,
-             {g: round(v, 3) for g, v in sd.items()})
+    log.info(
+        "pilot mean-field fit: %d steps in %.1f s; group sds %s",
+        plateau.steps,
+        time.perf_counter() - start,
+        {g: round(v, 3) for g, v in sd.items()},
+    )
     return sd

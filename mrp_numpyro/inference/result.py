@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +16,7 @@ class FitError(RuntimeError):
 
 
 class Record(Mapping):
-    """Base of the typed diagnostics records: fields as attributes, :meth:`to_dict` as JSON.
+    """Base of the typed diagnostics records: fields as attributes, :meth:`~Record.to_dict` as JSON.
 
     A record also reads as the mapping of its JSON form (``diagnostics["khat"]``,
     ``diagnostics.get("divergences")``), which is how ``summary.json`` stores it.
@@ -66,11 +66,12 @@ class Fit:
 
     @property
     def num_chains(self) -> int:
+        """Number of chains of the draws (1 for SVI)."""
         return next(iter(self.draws.values())).shape[0]
 
     @property
     def name(self) -> str:
-        """:attr:`label`, or :attr:`method` without one."""
+        """``label``, or ``method`` without one."""
         return self.label or self.method
 
 

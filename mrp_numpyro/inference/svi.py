@@ -3,7 +3,7 @@
 1. :func:`optimise`: compiled ``lax.scan`` chunks of ``check_every`` steps until the ELBO
    plateaus (:func:`~mrp_numpyro.inference.loop.run_to_plateau`), checkpointed after each;
 2. :func:`check`: the fitted guide's draws weighed against the exact posterior with
-   Pareto-smoothed importance sampling (:mod:`mrp_numpyro.diagnostics.psis`): k-hat, the
+   Pareto-smoothed importance sampling (:mod:`mrp_numpyro.diagnostics.pareto`): k-hat, the
    importance ESS and a verdict;
 3. :func:`correct`: importance resampling of the draws where k-hat allows.
 
@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import numpy as np
 from numpyro.infer import SVI, Trace_ELBO
 
-from ..diagnostics.psis import KHAT_GOOD, PSIS, importance_resample, psis
-from ..diagnostics.verdict import Verdict, verdict
+from ..diagnostics.pareto import KHAT_GOOD, PSIS, importance_resample, psis
+from ..diagnostics.verdicts import Verdict, verdict
 from ..model.base import MRPModel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .importance import guide_draws_and_log_ratios
@@ -47,6 +48,7 @@ class Optimised(NamedTuple):
 
     @property
     def losses(self) -> np.ndarray:
+        """The loss of every step, in one array."""
         return np.concatenate(self.plateau.losses)
 
     @property
@@ -90,6 +92,7 @@ class SVIDiagnostics(Record):
     check_s: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as ``summary.json`` holds them, the verdict as its status and message."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "verdict"}
         # The verdict as summary.json has always had it: status and message beside the rest.
         at = list(out).index("distinct_draws") + 1
@@ -103,7 +106,7 @@ def optimise(
     rng_key: jax.Array,
     *,
     guide: Callable,
-    optimizer,
+    optimizer: Any,
     elbo: Callable = Trace_ELBO,
     num_steps: int,
     num_particles: int = 1,
@@ -135,12 +138,21 @@ def optimise(
         losses.extend(previous[i : i + check_every] for i in range(0, len(previous), check_every))
         log.info("SVI resumes from %s at step %d", resume_from, done)
 
-    def save(state, done, losses):
-        save_checkpoint(checkpoint_path, state, done, losses, name)
+    def save(state: Any, done: int, losses: list[np.ndarray]) -> None:
+        # Called only with a checkpoint path (after_chunk below).
+        save_checkpoint(cast("str | os.PathLike[str]", checkpoint_path), state, done, losses, name)
 
     plateau = run_to_plateau(
-        svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol,
-        losses=losses, done=done, after_chunk=save if checkpoint_path is not None else None, progress_bar=progress_bar,
+        svi,
+        state,
+        model.kwargs,
+        num_steps=num_steps,
+        check_every=check_every,
+        plateau_rtol=plateau_rtol,
+        losses=losses,
+        done=done,
+        after_chunk=save if checkpoint_path is not None else None,
+        progress_bar=progress_bar,
     )
     params = jax.device_get(svi.get_params(plateau.state))
     result = Optimised(g, params, plateau, time.perf_counter() - start)
@@ -178,10 +190,14 @@ def check(model: MRPModel, optimised: Optimised, rng_key: jax.Array, num_draws: 
             model.fn, optimised.guide, optimised.params, model.kwargs, rng_key, num_draws, model.latent_sites
         )
     except ValueError as err:  # e.g. a scale that collapsed to zero fails distribution validation
-        raise FitError(f"the fitted guide cannot be sampled ({err}); lower the optimiser's step size or sample with NUTS") from err
+        raise FitError(
+            f"the fitted guide cannot be sampled ({err}); lower the optimiser's step size or sample with NUTS"
+        ) from err
     for name, v in draws.items():
         if not np.all(np.isfinite(v)):
-            raise FitError(f"guide draws of {name!r} are not finite; the fitted guide is unusable. Lower the optimiser's step size")
+            raise FitError(
+                f"guide draws of {name!r} are not finite; the fitted guide is unusable. Lower the optimiser's step size"
+            )
     return Checked(draws, log_ratios, psis(log_ratios))
 
 
@@ -255,10 +271,10 @@ class SVIMethod:
     resume_from: str | os.PathLike | None = None
     label: str = "svi"
 
-    #: The algorithm, in :attr:`Fit.method` and ``summary.json``.
+    #: The algorithm, in ``Fit.method`` and ``summary.json``.
     name: ClassVar[str] = "svi"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.psis_draws is not None and self.psis_draws < self.num_draws:
             raise ValueError(f"psis_draws ({self.psis_draws}) must be at least num_draws ({self.num_draws})")
         if min(self.num_steps, self.num_draws, self.num_particles, self.check_every) < 1:
@@ -285,10 +301,18 @@ class SVIMethod:
         key_init, key_draw, key_resample, key_effects = jax.random.split(rng_key, 4)
         start = time.perf_counter()
         optimised = optimise(
-            model, key_init, guide=self.guide, optimizer=self.optimizer, elbo=self.elbo, num_steps=self.num_steps,
-            num_particles=self.num_particles, check_every=self.check_every, plateau_rtol=self.plateau_rtol,
+            model,
+            key_init,
+            guide=self.guide,
+            optimizer=self.optimizer,
+            elbo=self.elbo,
+            num_steps=self.num_steps,
+            num_particles=self.num_particles,
+            check_every=self.check_every,
+            plateau_rtol=self.plateau_rtol,
             checkpoint_path=checkpoint_path,
-            resume_from=self.resume_from, progress_bar=progress_bar,
+            resume_from=self.resume_from,
+            progress_bar=progress_bar,
         )
         checked = check(model, optimised, key_draw, psis_draws)
         draws, resampled, distinct = correct(checked, key_resample, self.num_draws, self.importance_resampling)
@@ -299,8 +323,9 @@ class SVIMethod:
         traces = {"elbo": -optimised.losses, "log_ratios": checked.log_ratios}
         return Fit(self.name, {k: v[None] for k, v in draws.items()}, diagnostics, seconds, traces, label=self.label)
 
-    def _diagnostics(self, optimised: Optimised, checked: Checked, resampled: bool, distinct: int, psis_draws: int,
-                     seconds: float) -> SVIDiagnostics:
+    def _diagnostics(
+        self, optimised: Optimised, checked: Checked, resampled: bool, distinct: int, psis_draws: int, seconds: float
+    ) -> SVIDiagnostics:
         plateau, last = optimised.plateau, optimised.last
         return SVIDiagnostics(
             guide=type(optimised.guide).__name__,

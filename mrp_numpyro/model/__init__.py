@@ -1,6 +1,6 @@
 """The model layer: the hierarchical logit over the design's cells, in several coordinate systems.
 
-Importing the package registers every parameterisation (:data:`PARAMETERIZATIONS`).
+Importing the package registers every parameterisation (:data:`~mrp_numpyro.model.base.PARAMETERIZATIONS`).
 """
 
 from .base import PARAMETERIZATIONS, MRPModel, Parameterization, build_model, get_parameterization, register_parameterization

@@ -13,12 +13,14 @@ whose ``_target_`` is that class (ARCHITECTURE.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from ..design.cells import Design
 from ..design.priors import Priors
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-def _same_effects(draws, rng_key):
+def _same_effects(draws: Mapping[str, np.ndarray], rng_key: jax.Array) -> dict[str, np.ndarray]:
     """A model that samples the shared parameters themselves."""
     return dict(draws)
 
@@ -56,7 +58,7 @@ class MRPModel:
         parameters every parameterisation shares, ``Intercept``, ``beta``, ``sd_<g>`` and
         ``z_<g>``, which the poststratifier and the outputs use.
     parameterization : str
-        The registered name of the coordinates (:data:`PARAMETERIZATIONS`).
+        The registered name of the coordinates (:data:`~mrp_numpyro.model.base.PARAMETERIZATIONS`).
     """
 
     design: Design
@@ -69,7 +71,7 @@ class MRPModel:
 
 
 class Parameterization:
-    """Coordinates in which inference explores the posterior; subclasses register under :attr:`name`.
+    """Coordinates in which inference explores the posterior; subclasses register under their ``name``.
 
     Subclasses are frozen dataclasses whose fields are their options (from the YAML file of
     ``conf/model/parameterization/`` or from Python) and implement :meth:`build`.
@@ -83,7 +85,7 @@ class Parameterization:
         design: Design,
         priors: Priors,
         *,
-        dtype=np.float32,
+        dtype: DTypeLike = np.float32,
         max_grid_ratio: float = GRID_MAX_RATIO,
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
@@ -124,14 +126,16 @@ def get_parameterization(name: str, **options: Any) -> Parameterization:
         cls = PARAMETERIZATIONS[name]
     except KeyError:
         raise ValueError(f"unknown parameterization {name!r}; the registered ones are {sorted(PARAMETERIZATIONS)}") from None
-    accepted = {f.name for f in fields(cls)} if hasattr(cls, "__dataclass_fields__") else set()
+    accepted: set[str] = {f.name for f in fields(cls)} if is_dataclass(cls) else set()
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(f"parameterization {name!r} takes the option(s) {sorted(accepted)}, not {unknown}")
     return cls(**options)
 
 
-def survey_likelihood(design: Design, dtype, max_grid_ratio: float = GRID_MAX_RATIO) -> tuple[CellBlocks, dict[str, Any]]:
+def survey_likelihood(
+    design: Design, dtype: DTypeLike, max_grid_ratio: float = GRID_MAX_RATIO
+) -> tuple[CellBlocks, dict[str, Any]]:
     """The survey cells' blocks, and the likelihood's arguments every parameterisation shares.
 
     Returns
@@ -145,6 +149,7 @@ def survey_likelihood(design: Design, dtype, max_grid_ratio: float = GRID_MAX_RA
     s = design.survey
     count_dtype = jnp.int64 if np.dtype(dtype).itemsize == 8 else jnp.int32
     blocks = cell_blocks(design)
+    assert s.trials is not None and s.successes is not None  # the survey's cells have counts
     cells = likelihood_arrays(blocks, s.trials, s.successes, max_grid_ratio)
     return blocks, {
         "index": None if cells["index"] is None else jnp.asarray(cells["index"]),
@@ -157,7 +162,7 @@ def survey_likelihood(design: Design, dtype, max_grid_ratio: float = GRID_MAX_RA
 def build_model(
     design: Design,
     priors: Priors,
-    dtype=np.float32,
+    dtype: DTypeLike = np.float32,
     parameterization: str | Parameterization = "noncentred",
     sd_guess: Mapping[str, float] | None = None,
     max_grid_ratio: float = GRID_MAX_RATIO,
@@ -172,7 +177,7 @@ def build_model(
         Floating type of the arrays (float32 by default; float64 with x64 enabled).
     parameterization : str or Parameterization
         The coordinates inference works in, by registered name (``noncentred``, ``partial``,
-        ``identified``; :data:`PARAMETERIZATIONS`) or as an instance; the posterior is the same.
+        ``identified``; :data:`~mrp_numpyro.model.base.PARAMETERIZATIONS`) or as an instance; the posterior is the same.
     sd_guess : mapping of group name to float, optional
         Each group's standard deviation as a pilot fit estimates it: the option ``partial`` needs.
     max_grid_ratio : float

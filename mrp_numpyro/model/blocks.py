@@ -2,7 +2,7 @@
 
 Write every regression effect of the model as one vector ``theta = (Intercept, beta, a_1,
 ..., a_G)`` (``a_g`` the varying intercepts of group ``g``); the linear predictor of the
-survey cells is ``eta = D @ theta``, with ``D`` (:meth:`mrp_numpyro.design.Design.design_matrix`,
+survey cells is ``eta = D @ theta``, with ``D`` (:meth:`mrp_numpyro.design.cells.Design.design_matrix`,
 in the order of :class:`mrp_numpyro.design.layout.ParameterLayout`) holding a column of ones, the
 predictors and the one-hot levels of every group. Evaluated term by term, that is
 one gather over all cells per group (and one scatter-add per group in the gradient): with
@@ -29,8 +29,10 @@ which add exactly nothing to a binomial log likelihood (:func:`likelihood_arrays
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -122,12 +124,12 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
     codes = [np.zeros(n_cells, np.int64)]
     codes += [np.unique(s.X[:, j], return_inverse=True)[1].ravel() for j in range(p)]
     codes += [s.group_index[:, g].astype(np.int64) for g in range(len(design.group_sizes))]
-    terms: list[tuple[list[int], np.ndarray]] = list(zip(design.layout.term_columns(), codes))
+    terms: list[tuple[list[int], np.ndarray]] = list(zip(design.layout.term_columns(), codes, strict=True))
     # (columns of D, combination of each cell, number of combinations) of every block.
     blocks = [(cols, inverse, count) for cols, codes in terms for count, inverse in [_combinations(codes)]]
     limit = max(1, int(max_fraction * n_cells))
     while len(blocks) > 1:
-        best = None
+        best: tuple[tuple[float, int], int, int, np.ndarray] | None = None
         for i in range(len(blocks)):
             for k in range(i + 1, len(blocks)):
                 count, inverse = _combinations(blocks[i][1], blocks[k][1])
@@ -136,6 +138,7 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
                 growth = count / max(blocks[i][2], blocks[k][2])
                 if best is None or (growth, count) < best[0]:
                     best = ((growth, count), i, k, inverse)
+        assert best is not None  # two blocks or more: one pair at least
         (_, count), i, k, inverse = best
         if count > limit:
             break
@@ -146,16 +149,18 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
         first = np.zeros(count, np.int64)
         # The first cell of each combination stands for all of them (their rows are equal).
         first[inverse[::-1]] = np.arange(n_cells)[::-1]
-        cols = np.asarray(sorted(cols))
+        block_cols = np.asarray(sorted(cols))
         E = np.zeros((count, D.shape[1]))
-        E[:, cols] = D[first][:, cols]
+        E[:, block_cols] = D[first][:, block_cols]
         rows.append(E)
         index.append(inverse)
-        columns.append(cols)
+        columns.append(block_cols)
     return CellBlocks(tuple(rows), np.stack(index, axis=1).astype(np.int32), tuple(columns))
 
 
-def likelihood_arrays(blocks: CellBlocks, trials: np.ndarray, successes: np.ndarray, max_grid_ratio: float = GRID_MAX_RATIO) -> dict:
+def likelihood_arrays(
+    blocks: CellBlocks, trials: np.ndarray, successes: np.ndarray, max_grid_ratio: float = GRID_MAX_RATIO
+) -> dict:
     """The cells the likelihood runs over: the survey's, or the whole grid of the blocks' combinations.
 
     Parameters
@@ -190,14 +195,14 @@ def likelihood_arrays(blocks: CellBlocks, trials: np.ndarray, successes: np.ndar
     return {"index": blocks.index, "trials": trials, "successes": successes}
 
 
-def block_predictor(theta, rows, index):
+def block_predictor(theta: jax.Array, rows: Sequence[jax.Array], index: jax.Array | None) -> jax.Array | float:
     """``eta = D @ theta`` of every survey cell, evaluated block by block.
 
     Parameters
     ----------
     theta : array (P,)
         The effects; or coordinates ``phi`` in a basis ``R`` when ``rows`` are
-        :attr:`CellBlocks.rows` times ``R`` (the identified model).
+        ``CellBlocks.rows`` times ``R`` (the identified model).
     rows : tuple of arrays (combinations_b, P)
     index : int array (cells, blocks), or None
         Each cell's row in every block; ``None`` evaluates every combination of the blocks'
@@ -207,6 +212,7 @@ def block_predictor(theta, rows, index):
     -------
     array (cells,), or (combinations_0, ..., combinations_B) over the grid
     """
+    eta: jax.Array | float
     if index is None:
         eta = 0.0
         for b, E in enumerate(rows):

@@ -41,8 +41,8 @@ sds worse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +57,7 @@ __all__ = ["Centring", "centring_for", "centring_weights", "SD_CAUTION"]
 # centred while the data do not pin it sits in a funnel (divergent transitions), one left
 # non-centred while they do only costs some mixing. On the full CCES the factor 3 gave
 # fewer divergences than the sd itself in exploratory runs (BENCHMARKS.md).
+#: The pilot sds are divided by this before they set the weights.
 SD_CAUTION = 3.0
 
 
@@ -103,6 +104,7 @@ def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CA
     if not caution > 0:
         raise ValueError(f"centring: caution must be positive, got {caution!r}")
     s = design.survey
+    assert s.trials is not None and s.successes is not None  # the survey's cells have counts
     p = float(s.successes.sum()) / float(s.trials.sum())
     info = tuple(
         np.bincount(s.group_index[:, g], weights=s.trials, minlength=size) * p * (1.0 - p)

@@ -26,15 +26,16 @@ coordinates change, with unit Jacobian).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax.typing import DTypeLike
 
 from ..design.cells import Design
 from ..design.layout import SITES, ParameterLayout
@@ -75,6 +76,7 @@ class IdentifiedBasis:
 
     @property
     def rank(self) -> int:
+        """Number of identified directions, the length of ``phi``."""
         return self.R.shape[1]
 
     def prior_variances(self, sd: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -86,7 +88,7 @@ class IdentifiedBasis:
         return np.concatenate(parts, axis=1)
 
 
-def _grouped(row_basis: np.ndarray, order) -> np.ndarray:
+def _grouped(row_basis: np.ndarray, order: Iterable[int]) -> np.ndarray:
     """An orthonormal basis of the same space whose vectors follow the groups one at a time.
 
     Gram-Schmidt over the projections of the unit vectors of ``theta`` taken in ``order``:
@@ -122,7 +124,7 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
     priors : Priors
     grouped : bool
         Build the identified basis group by group (intercept and coefficients first, then
-        the groups from the fewest levels to the most), see :func:`_grouped`; otherwise the
+        the groups from the fewest levels to the most), see ``_grouped``; otherwise the
         singular vectors of the design matrix.
     """
     layout = design.layout
@@ -151,7 +153,9 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
     )
 
 
-def identified_arrays(design: Design, basis: IdentifiedBasis, dtype, blocks: CellBlocks | None = None) -> dict[str, jnp.ndarray]:
+def identified_arrays(
+    design: Design, basis: IdentifiedBasis, dtype: DTypeLike, blocks: CellBlocks | None = None
+) -> dict[str, jax.Array | tuple[jax.Array, ...]]:
     """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds.
 
     ``blocks`` are the survey cells' (:func:`~mrp_numpyro.model.blocks.cell_blocks`, computed
@@ -170,8 +174,18 @@ def identified_arrays(design: Design, basis: IdentifiedBasis, dtype, blocks: Cel
 
 
 def mrp_logit_identified(
-    rows, index, R, phi_loc, fixed_sd, theta_group, trials, successes=None, *, group_names: tuple[str, ...], priors: Priors
-):
+    rows: Sequence[jax.Array],
+    index: jax.Array | None,
+    R: jax.Array,
+    phi_loc: jax.Array,
+    fixed_sd: jax.Array,
+    theta_group: jax.Array,
+    trials: jax.Array,
+    successes: jax.Array | None = None,
+    *,
+    group_names: tuple[str, ...],
+    priors: Priors,
+) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
     Parameters
@@ -193,8 +207,8 @@ def mrp_logit_identified(
     group_names : tuple of str
     priors : Priors
     """
-    sds = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
-    sds = jnp.stack(sds) if sds else jnp.zeros(0, fixed_sd.dtype)
+    sd_draws = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
+    sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, fixed_sd.dtype)
     n_fixed = fixed_sd.shape[0]
     std = jnp.concatenate([fixed_sd, sds[theta_group[n_fixed:]]])
     # Cov(phi) = R' diag(std^2) R = U'U for the QR factor U of diag(std) R: a Cholesky factor
@@ -250,7 +264,7 @@ class Identified(Parameterization):
     Parameters
     ----------
     grouped : bool
-        Build the identified basis group by group (:func:`identified_basis`).
+        Build the identified basis group by group (:func:`~mrp_numpyro.model.identified.identified_basis`).
     """
 
     name = "identified"
@@ -258,9 +272,15 @@ class Identified(Parameterization):
     grouped: bool = True
 
     def build(
-        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        self,
+        design: Design,
+        priors: Priors,
+        *,
+        dtype: DTypeLike = np.float32,
+        max_grid_ratio: float = GRID_MAX_RATIO,
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
+        """The identified model of ``design``, with its basis (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
         return MRPModel(

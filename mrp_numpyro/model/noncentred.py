@@ -14,6 +14,7 @@ effects; :mod:`mrp_numpyro.model.partial` centres each level as far as its data 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax.typing import DTypeLike
 
 from ..design.cells import Design
 from ..design.layout import SITES, pack
@@ -34,26 +36,26 @@ __all__ = ["mrp_logit", "NonCentred", "logit_arguments"]
 
 
 def mrp_logit(
-    rows,
-    index,
-    trials,
-    successes=None,
+    rows: Sequence[jax.Array],
+    index: jax.Array | None,
+    trials: jax.Array,
+    successes: jax.Array | None = None,
     *,
-    coef_scale,
+    coef_scale: jax.Array,
     group_names: tuple[str, ...],
     group_sizes: tuple[int, ...],
     priors: Priors,
     centring: Centring | None = None,
-):
+) -> None:
     """Hierarchical binomial logit over aggregated cells.
 
     Parameters
     ----------
     rows : tuple of arrays (combinations_b, P)
         The cells' design matrix ``D`` (intercept, centred predictors, one-hot levels of
-        every group) in blocks, :attr:`mrp_numpyro.model.blocks.CellBlocks.rows`.
+        every group) in blocks, ``CellBlocks.rows`` (:class:`~mrp_numpyro.model.blocks.CellBlocks`).
     index : int array (cells, blocks), or None
-        Each cell's row in every block (:attr:`~mrp_numpyro.model.blocks.CellBlocks.index`);
+        Each cell's row in every block (``CellBlocks.index``);
         ``None``: the cells are every combination of the blocks' rows
         (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
     trials : int array (cells,), or (combinations_0, ..., combinations_B) over the grid
@@ -73,18 +75,20 @@ def mrp_logit(
         intercepts ``sd z``. ``None``: non-centred.
     """
     intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
-    beta = numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1)) if coef_scale.shape[0] else None
+    beta = (
+        numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1)) if coef_scale.shape[0] else None
+    )
     sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
     effects = []
     if centring is None:
-        for name, size in zip(group_names, group_sizes):
+        for name, size in zip(group_names, group_sizes, strict=True):
             sd = numpyro.sample(SITES.sd(name), sd_prior)
             with numpyro.plate(name, size):
                 effects.append(sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0)))
     else:
         # Every sd first: a main effect's weights depend on its interactions' sds.
         sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
-        for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring)):
+        for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring), strict=True):
             with numpyro.plate(name, size):
                 effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
     eta = block_predictor(pack(intercept, beta, effects), rows, index)
@@ -92,8 +96,8 @@ def mrp_logit(
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
 
 
-def logit_arguments(design: Design, priors: Priors, dtype, max_grid_ratio: float) -> tuple[partial, dict]:
-    """:func:`mrp_logit` with the design's static settings bound, and its array arguments."""
+def logit_arguments(design: Design, priors: Priors, dtype: DTypeLike, max_grid_ratio: float) -> tuple[partial, dict]:
+    """:func:`~mrp_numpyro.model.noncentred.mrp_logit` with the design's static settings bound, and its array arguments."""
     blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
     fn = partial(
         mrp_logit,
@@ -113,8 +117,14 @@ class NonCentred(Parameterization):
     name = "noncentred"
 
     def build(
-        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        self,
+        design: Design,
+        priors: Priors,
+        *,
+        dtype: DTypeLike = np.float32,
+        max_grid_ratio: float = GRID_MAX_RATIO,
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
+        """The non-centred model of ``design`` (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
         fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
         return MRPModel(design, priors, fn, kwargs, latent_sites=design.layout.shared_sites, parameterization=self.name)

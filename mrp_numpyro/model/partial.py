@@ -4,25 +4,26 @@ Each level's intercept is ``sd_g^(1 - c) * u`` with ``u ~ Normal(0, sd_g^c)``, t
 ``c`` between 0 (non-centred) and 1 (centred) growing with what the data say about the level
 against the prior (:mod:`mrp_numpyro.model.centring`). The weights need a guess of every
 group's sd; :class:`PartiallyCentred` takes it as ``sd_guess``, or runs ``pilot`` (a quick
-fit, :func:`mrp_numpyro.inference.pilot_sd` in the config) on the non-centred model first.
+fit, :func:`mrp_numpyro.inference.pilot.pilot_sd` in the config) on the non-centred model first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Mapping
 
 import jax
 import numpy as np
+from jax.typing import DTypeLike
 
 from ..design.cells import Design
 from ..design.layout import SITES
 from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization
 from .blocks import GRID_MAX_RATIO
-from .centring import SD_CAUTION, centring_for, centring_weights
+from .centring import SD_CAUTION, Centring, centring_for, centring_weights
 from .noncentred import NonCentred, logit_arguments
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,14 @@ log = logging.getLogger(__name__)
 __all__ = ["PartiallyCentred"]
 
 
-def _decentre(draws, rng_key, *, group_names, centring):
+def _decentre(
+    draws: Mapping[str, np.ndarray], rng_key: jax.Array, *, group_names: Sequence[str], centring: Centring
+) -> dict[str, np.ndarray]:
     """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds."""
     centred = {SITES.centred(name) for name in group_names}
     out = {k: v for k, v in draws.items() if k not in centred}
     sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
-    for name, sd, c in zip(group_names, sds, centring_weights(sds, centring)):
+    for name, sd, c in zip(group_names, sds, centring_weights(sds, centring), strict=True):
         u = np.asarray(draws[SITES.centred(name)], np.float64)
         out[SITES.z(name)] = u * sd[:, None] ** -c
     return out
@@ -52,7 +55,7 @@ class PartiallyCentred(Parameterization):
         Each group's sd (a pilot fit's posterior median).
     pilot : callable, optional
         ``pilot(model, rng_key) -> sd_guess``, run on the non-centred model when no
-        ``sd_guess`` is given (:func:`mrp_numpyro.inference.pilot_sd`).
+        ``sd_guess`` is given (:func:`mrp_numpyro.inference.pilot.pilot_sd`).
     caution : float
         The guesses are divided by this (:data:`~mrp_numpyro.model.centring.SD_CAUTION`).
     """
@@ -64,18 +67,22 @@ class PartiallyCentred(Parameterization):
     caution: float = SD_CAUTION
 
     def build(
-        self, design: Design, priors: Priors, *, dtype=np.float32, max_grid_ratio: float = GRID_MAX_RATIO,
+        self,
+        design: Design,
+        priors: Priors,
+        *,
+        dtype: DTypeLike = np.float32,
+        max_grid_ratio: float = GRID_MAX_RATIO,
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
+        """The partially centred model of ``design``, after the pilot fit when no ``sd_guess`` is given."""
         if not design.group_names:
             log.info("partial centring: the formula has no varying intercepts, so the model is non-centred")
             return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         sd_guess = self.sd_guess
         if sd_guess is None:
             if self.pilot is None or rng_key is None:
-                raise ValueError(
-                    "partial centring needs sd_guess, the group sds, or a pilot fit and an rng_key to estimate them"
-                )
+                raise ValueError("partial centring needs sd_guess, the group sds, or a pilot fit and an rng_key to estimate them")
             sd_guess = self.pilot(NonCentred().build(design, priors, dtype=dtype), rng_key)
         centring = centring_for(design, sd_guess, self.caution)
         fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
@@ -83,5 +90,11 @@ class PartiallyCentred(Parameterization):
         latent = layout.fixed_sites + tuple(s for g in layout.group_names for s in (SITES.sd(g), SITES.centred(g)))
         effects = partial(_decentre, group_names=design.group_names, centring=centring)
         return MRPModel(
-            design, priors, partial(fn, centring=centring), kwargs, latent_sites=latent, effects=effects, parameterization=self.name
+            design,
+            priors,
+            partial(fn, centring=centring),
+            kwargs,
+            latent_sites=latent,
+            effects=effects,
+            parameterization=self.name,
         )

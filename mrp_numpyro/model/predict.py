@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..design.cells import CellArrays, Design
 from .blocks import CellBlocks, cell_blocks
@@ -32,7 +33,11 @@ def cell_logits(draws: Mapping[str, np.ndarray], design: Design, cells: CellArra
 
 
 def cell_logits_by_cell(
-    draws: Mapping[str, np.ndarray], design: Design, cells: CellArrays, blocks: CellBlocks | None = None, dtype=np.float64
+    draws: Mapping[str, np.ndarray],
+    design: Design,
+    cells: CellArrays,
+    blocks: CellBlocks | None = None,
+    dtype: DTypeLike = np.float64,
 ) -> np.ndarray:
     """:func:`cell_logits` laid out (cells, draws), C-contiguous.
 

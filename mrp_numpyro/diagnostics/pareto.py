@@ -15,15 +15,17 @@ Arrays in, arrays out: the log ratios of any proposal's draws (a fitted guide's,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import arviz as az
 import numpy as np
 
 __all__ = ["KHAT_GOOD", "KHAT_BAD", "PSIS", "psis", "importance_resample"]
 
+#: Below this k-hat the smoothed weights are reliable and a guide passes.
 KHAT_GOOD = 0.7
+#: At and above this k-hat importance sampling does not work and a guide fails.
 KHAT_BAD = 1.0
 
 
@@ -66,7 +68,9 @@ def psis(log_ratios: np.ndarray) -> PSIS:
     return PSIS(float(khat), smoothed, float(1.0 / np.sum(w**2)))
 
 
-def importance_resample(draws: Mapping[str, np.ndarray], log_weights: np.ndarray, rng: np.random.Generator, size: int | None = None):
+def importance_resample(
+    draws: Mapping[str, np.ndarray], log_weights: np.ndarray, rng: np.random.Generator, size: int | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Resample draws with replacement in proportion to their importance weights."""
     w = np.exp(np.asarray(log_weights) - np.max(log_weights))
     w /= w.sum()

@@ -10,11 +10,12 @@ eth within state, ...).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import DTypeLike
 
 from .data.schema import DataError
 from .design.cells import Design
@@ -103,7 +104,7 @@ def summarize(values: np.ndarray, labels: pd.DataFrame) -> pd.DataFrame:
     table = labels.reset_index(drop=True).copy()
     table["mean"] = values.mean(axis=0)
     table["sd"] = values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.nan
-    for level, row in zip(QUANTILES, q):
+    for level, row in zip(QUANTILES, q, strict=True):
         table[f"q{int(round(level * 100))}"] = row
     return table
 
@@ -128,6 +129,7 @@ class Poststratified:
     draws: np.ndarray
 
     def summary(self) -> pd.DataFrame:
+        """Mean, sd and quantiles of every group (:func:`summarize`)."""
         return summarize(self.draws.reshape(-1, self.draws.shape[-1]), self.labels)
 
 
@@ -136,14 +138,14 @@ def poststratify_draws(
     design: Design,
     groupings: Mapping[str, Sequence[str]],
     chunk_size: int = 500,
-    dtype=None,
+    dtype: DTypeLike | None = None,
 ) -> dict[str, Poststratified]:
     """Predict every poststratification cell for every draw and aggregate to each grouping.
 
     Parameters
     ----------
     draws : mapping of site name to array (chain, draw, ...)
-        Posterior draws from any method (:attr:`Fit.draws`).
+        Posterior draws from any method (``Fit.draws``).
     design : Design
     groupings : mapping of name to list of column names
         e.g. ``{"state": ["state"], "national": [], "state_eth": ["state", "eth"]}``.
@@ -157,6 +159,7 @@ def poststratify_draws(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     post = design.poststrat
+    assert post.weights is not None  # the table's cells have population counts
     chains, ndraw = next(iter(draws.values())).shape[:2]
     flat = flatten_draws(draws)
     prepared = []
@@ -175,9 +178,9 @@ def poststratify_draws(
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
         probs = _expit_inplace(cell_logits_by_cell(batch, design, post, blocks, dtype=dtype))  # (cells, draws)
-        for out, Wt in zip(outputs, weights_t):
+        for out, Wt in zip(outputs, weights_t, strict=True):
             out[start : start + chunk_size] = (Wt @ probs).T
     return {
         name: Poststratified(name, cols, labels, out.reshape(chains, ndraw, -1))
-        for (name, cols, labels, _), out in zip(prepared, outputs)
+        for (name, cols, labels, _), out in zip(prepared, outputs, strict=True)
     }

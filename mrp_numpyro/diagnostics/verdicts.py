@@ -1,17 +1,21 @@
-"""The reliability verdict of a variational fit, from its Pareto k-hat (:mod:`mrp_numpyro.diagnostics.psis`)."""
+"""The reliability verdict of a variational fit, from its Pareto k-hat (:mod:`mrp_numpyro.diagnostics.pareto`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .psis import KHAT_BAD, KHAT_GOOD
+from .pareto import KHAT_BAD, KHAT_GOOD
 
 __all__ = ["Verdict", "VerdictStatus", "verdict"]
 
 
 class VerdictStatus(StrEnum):
-    """``pass`` below :data:`KHAT_GOOD`, ``warn`` up to :data:`KHAT_BAD`, ``fail`` above."""
+    """How far a variational fit can be trusted: ``pass``, ``warn`` or ``fail``.
+
+    ``pass`` below :data:`~mrp_numpyro.diagnostics.pareto.KHAT_GOOD`, ``fail`` from
+    :data:`~mrp_numpyro.diagnostics.pareto.KHAT_BAD` on, ``warn`` between the two.
+    """
 
     PASS = "pass"
     WARN = "warn"
@@ -36,6 +40,7 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """Whether the verdict is ``pass``."""
         return self.status is VerdictStatus.PASS
 
 
