@@ -112,7 +112,10 @@ def logit_arguments(design: Design, priors: Priors, dtype: DTypeLike, max_grid_r
 @register_parameterization
 @dataclass(frozen=True)
 class NonCentred(Parameterization):
-    """Each group's intercepts ``sd_g * z_g`` with ``z_g ~ Normal(0, 1)``: :func:`mrp_logit` as written."""
+    """Non-centred coordinates: :func:`~mrp_numpyro.model.noncentred.mrp_logit` as written.
+
+    Each group's intercepts are ``sd_g * z_g`` with ``z_g ~ Normal(0, 1)``.
+    """
 
     name = "noncentred"
 
