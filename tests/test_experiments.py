@@ -133,3 +133,13 @@ def test_runtime_row_and_a_row_stopped_at_its_time_limit(tmp_path):
     assert failed["note"].startswith("failed (exit ")
     text = module.markdown(pd.DataFrame([row, stopped]))
     assert "| synthetic n=2,000 | meanfield | cpu | 2,000 |" in text and text.endswith("| stopped at 1 s |")
+
+
+def test_reproduce_finds_identical_runs_identical_and_a_changed_estimate_changed(tmp_path):
+    module = load("reproduce")
+    for out in ("before", "after"):
+        module.run_all(tmp_path / out, Path("unused"), ["fast_original"], [])
+    assert module.compare(tmp_path / "before", tmp_path / "after") == 0
+    table = tmp_path / "after" / "fast_original" / "estimates_state.csv"
+    table.write_text(table.read_text().replace("0.", "0.9", 1))
+    assert module.compare(tmp_path / "before", tmp_path / "after") == 1
