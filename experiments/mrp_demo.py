@@ -35,7 +35,7 @@ from scipy.stats import beta
 
 from mrp_numpyro import RunResult, compose_config, run
 from mrp_numpyro.app.report import pyplot, save_png
-from mrp_numpyro.collect import markdown as collect_markdown
+from mrp_numpyro.app.tables import markdown as table_markdown
 
 # States with fewer respondents than this in the subsample count as small.
 FEW = 50
@@ -134,7 +134,7 @@ HEADERS = {
 
 
 def markdown(errors: pd.DataFrame) -> str:
-    return collect_markdown(errors[list(HEADERS)].rename(columns=HEADERS))
+    return table_markdown(errors[list(HEADERS)].rename(columns=HEADERS))
 
 
 def plot(states: pd.DataFrame, errors: pd.DataFrame, path: Path, title: str, reference_label: str, area: str = "state") -> Path:

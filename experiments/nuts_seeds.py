@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mrp_numpyro.collect import markdown as collect_markdown
+from mrp_numpyro.app.tables import markdown as table_markdown
 from mrp_numpyro.collect import run_row
 from mrp_numpyro.design import SITES
 
@@ -90,7 +90,7 @@ def run_one(data_args: list[str], parameterization: str, seed: int, out: Path, e
 
 
 def markdown(table: pd.DataFrame) -> str:
-    return collect_markdown(table, {"max_rhat": ".4f", "min_ess_bulk": ".0f", "leapfrog_steps": ".0f"}, default=".1f")
+    return table_markdown(table, {"max_rhat": ".4f", "min_ess_bulk": ".0f", "leapfrog_steps": ".0f"}, default=".1f")
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from mrp_numpyro import compose_config, run
+from mrp_numpyro.app.tables import markdown as table_markdown
 from mrp_numpyro.collect import add_reference, run_row
-from mrp_numpyro.collect import markdown as collect_markdown
 
 STL = "inference.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO"
 DECAY = ["inference.optimizer.step_size.final=2e-4", "budget.svi_steps=30000", "inference.plateau_rtol=null"]
@@ -138,7 +138,7 @@ def markdown(table: pd.DataFrame) -> str:
                 "90 % coverage": "" if cov90 is None else f"{cov90:.2f} ± {r['cov90_se']:.2f}",
             }
         )
-    return collect_markdown(pd.DataFrame(rows))
+    return table_markdown(pd.DataFrame(rows))
 
 
 def main() -> None:

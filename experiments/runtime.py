@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrp_numpyro.collect import markdown as collect_markdown
+from mrp_numpyro.app.tables import markdown as table_markdown
 from mrp_numpyro.collect import run_row as collect_run_row
 
 # The child reports its own peak resident memory when it exits.
@@ -142,7 +142,7 @@ FORMATS = {
 
 
 def markdown(table: pd.DataFrame) -> str:
-    return collect_markdown(table.reindex(columns=COLUMNS), FORMATS)
+    return table_markdown(table.reindex(columns=COLUMNS), FORMATS)
 
 
 def main() -> None:

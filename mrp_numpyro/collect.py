@@ -22,7 +22,7 @@ import argparse
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from .outputs import write_csv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["find_runs", "run_row", "collect", "add_reference", "format_table", "markdown", "CollectSweep", "main"]
+__all__ = ["find_runs", "run_row", "collect", "add_reference", "format_table", "CollectSweep", "main"]
 
 # Keys a run's grouping shares with the reference it is compared with (--reference-method).
 MATCH_KEYS = ("data", "data_dir", "n", "seed", "formula")
@@ -320,37 +320,6 @@ def format_table(table: pd.DataFrame) -> str:
     if "error" in shown and not shown["error"].astype(bool).any():
         shown = shown.drop(columns="error")
     return shown.round(3).to_string(index=False)
-
-
-def markdown(table: pd.DataFrame, formats: Mapping[str, str] | None = None, default: str = ".2f") -> str:
-    """A markdown table of ``table``, for BENCHMARKS.md.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-    formats : mapping of column to format spec, optional
-        Of float columns, e.g. ``{"max_rhat": ".4f", "respondents": ",.0f"}`` (a count
-        column turns float where a row lacks it).
-    default : str
-        Format of the other float columns. Integers get thousands separators, everything
-        else is written as text, and missing values stay empty.
-    """
-    formats = dict(formats or {})
-
-    def cell(column: str, value: object) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return ""
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            return str(value)
-        if isinstance(value, (int, np.integer)):
-            return f"{value:,}"
-        return format(value, formats.get(column, default))
-
-    columns = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for record in table.to_dict("records"):
-        lines.append("| " + " | ".join(cell(c, record[c]) for c in table.columns) + " |")
-    return "\n".join(lines)
 
 
 class CollectSweep(Callback):
