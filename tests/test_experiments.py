@@ -143,3 +143,9 @@ def test_reproduce_finds_identical_runs_identical_and_a_changed_estimate_changed
     table = tmp_path / "after" / "fast_original" / "estimates_state.csv"
     table.write_text(table.read_text().replace("0.", "0.9", 1))
     assert module.compare(tmp_path / "before", tmp_path / "after") == 1
+
+
+def test_guide_health_traces_the_condition_and_the_inversion_of_the_default_guide():
+    rows = load("guide_health").trace_health(["data.n=2000", "budget.svi_steps=1000"], steps=100, chunk=50)
+    assert [r["steps"] for r in rows] == [50, 100]
+    assert all(r["elbo_median"] < 0 and 1 <= r["condition"] < 1e4 and r["inversion_error"] < 1e-3 for r in rows)

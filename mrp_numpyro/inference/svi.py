@@ -1,7 +1,8 @@
 """Stochastic variational inference with any NumPyro guide, in three steps.
 
 1. :func:`optimise`: compiled ``lax.scan`` chunks of ``check_every`` steps until the ELBO
-   plateaus (:func:`~mrp_numpyro.inference.loop.run_to_plateau`), checkpointed after each;
+   plateaus (:func:`~mrp_numpyro.inference.loop.run_to_plateau`), each chunk checked for a
+   numerical breakdown (:mod:`mrp_numpyro.inference.health`) and then checkpointed;
 2. :func:`check`: the fitted guide's draws weighed against the exact posterior with
    Pareto-smoothed importance sampling (:mod:`mrp_numpyro.diagnostics.pareto`): k-hat, the
    importance ESS and a verdict;
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import numpy as np
@@ -29,6 +30,7 @@ from ..diagnostics.pareto import KHAT_GOOD, PSIS, importance_resample, psis
 from ..diagnostics.verdicts import Verdict, verdict
 from ..model.base import MRPModel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .health import check_chunk
 from .importance import guide_draws_and_log_ratios
 from .loop import Plateau, run_to_plateau
 from .result import Fit, FitError, Record
@@ -138,9 +140,13 @@ def optimise(
         losses.extend(previous[i : i + check_every] for i in range(0, len(previous), check_every))
         log.info("SVI resumes from %s at step %d", resume_from, done)
 
-    def save(state: Any, done: int, losses: list[np.ndarray]) -> None:
-        # Called only with a checkpoint path (after_chunk below).
-        save_checkpoint(cast("str | os.PathLike[str]", checkpoint_path), state, done, losses, name)
+    check_key = jax.random.fold_in(rng_key, 1)
+
+    def after_chunk(state: Any, done: int, losses: list[np.ndarray]) -> None:
+        # Stop as soon as the fit has broken down numerically, before a checkpoint keeps it.
+        check_chunk(g, svi.get_params(state), losses[-1], done, check_key)
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, state, done, losses, name)
 
     plateau = run_to_plateau(
         svi,
@@ -151,7 +157,7 @@ def optimise(
         plateau_rtol=plateau_rtol,
         losses=losses,
         done=done,
-        after_chunk=save if checkpoint_path is not None else None,
+        after_chunk=after_chunk,
         progress_bar=progress_bar,
     )
     params = jax.device_get(svi.get_params(plateau.state))
