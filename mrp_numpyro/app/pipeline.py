@@ -55,10 +55,9 @@ class Problem:
     Attributes
     ----------
     data : MRPData
-    design : Design
-    priors : Priors
     model : MRPModel
-        The model in the coordinates the inference method works in.
+        The model in the coordinates the inference method works in, with the design and the
+        priors it was built from (:attr:`design`, :attr:`priors`).
     rng_key : jax.Array
         The run's PRNG key (``seed``); the fit uses it, the model's pilot fit a key folded from it.
     dtype : numpy float type
@@ -70,13 +69,21 @@ class Problem:
     """
 
     data: MRPData
-    design: Design
-    priors: Priors
     model: MRPModel
     rng_key: jax.Array
     dtype: type
     device: Mapping[str, Any]
     timings: Mapping[str, float]
+
+    @property
+    def design(self) -> Design:
+        """The formula, the parameter layout and the cells the model was built from."""
+        return self.model.design
+
+    @property
+    def priors(self) -> Priors:
+        """The priors the model was built with."""
+        return self.model.priors
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def prepare(cfg: DictConfig) -> Problem:
         design.n_respondents,
         design.poststrat.n_cells,
     )
-    return Problem(data, design, priors, model, key, dtype, device, timings)
+    return Problem(data, model, key, dtype, device, timings)
 
 
 def fit(problem: Problem, cfg: DictConfig, *, progress_bar: bool = False, checkpoint_dir: str | Path | None = None) -> Fit:

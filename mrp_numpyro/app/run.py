@@ -21,13 +21,12 @@ from ..inference.result import Fit
 from ..model.base import MRPModel
 from ..outputs import write_text
 from ..poststratification import Poststratified
-from .config import compose_config
 from .pipeline import Problem, estimate, fit, prepare, summarize_run, write_run
 from .rundir import run_directory
 
 log = logging.getLogger("mrp_numpyro")
 
-__all__ = ["run", "RunResult", "compose_config"]
+__all__ = ["run", "RunResult"]
 
 
 @dataclass(frozen=True)

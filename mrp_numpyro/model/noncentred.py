@@ -32,7 +32,7 @@ from .base import MRPModel, Parameterization, register_parameterization, survey_
 from .blocks import GRID_MAX_RATIO, block_predictor
 from .centring import Centring, centring_weights
 
-__all__ = ["mrp_logit", "NonCentred", "logit_arguments"]
+__all__ = ["mrp_logit", "NonCentred"]
 
 
 def mrp_logit(
@@ -96,19 +96,6 @@ def mrp_logit(
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
 
 
-def logit_arguments(design: Design, priors: Priors, dtype: DTypeLike, max_grid_ratio: float) -> tuple[partial, dict]:
-    """:func:`~mrp_numpyro.model.noncentred.mrp_logit` with the design's static settings bound, and its array arguments."""
-    blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
-    fn = partial(
-        mrp_logit,
-        coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
-        group_names=design.group_names,
-        group_sizes=design.group_sizes,
-        priors=priors,
-    )
-    return fn, {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
-
-
 @register_parameterization
 @dataclass(frozen=True)
 class NonCentred(Parameterization):
@@ -129,5 +116,13 @@ class NonCentred(Parameterization):
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
         """The non-centred model of ``design`` (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
-        fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
+        blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
+        fn = partial(
+            mrp_logit,
+            coef_scale=jnp.asarray(priors.coef_scales(design.x_scale), dtype),
+            group_names=design.group_names,
+            group_sizes=design.group_sizes,
+            priors=priors,
+        )
+        kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
         return MRPModel(design, priors, fn, kwargs, latent_sites=design.layout.shared_sites, parameterization=self.name)

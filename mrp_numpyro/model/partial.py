@@ -24,7 +24,7 @@ from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization
 from .blocks import GRID_MAX_RATIO
 from .centring import SD_CAUTION, Centring, centring_for, centring_weights
-from .noncentred import NonCentred, logit_arguments
+from .noncentred import NonCentred
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +76,26 @@ class PartiallyCentred(Parameterization):
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
         """The partially centred model of ``design``, after the pilot fit when no ``sd_guess`` is given."""
+        # The same function and arrays as the non-centred model, which the pilot fits; the
+        # centring weights are one more static argument of the function.
+        noncentred = NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         if not design.group_names:
             log.info("partial centring: the formula has no varying intercepts, so the model is non-centred")
-            return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
+            return noncentred
         sd_guess = self.sd_guess
         if sd_guess is None:
             if self.pilot is None or rng_key is None:
                 raise ValueError("partial centring needs sd_guess, the group sds, or a pilot fit and an rng_key to estimate them")
-            sd_guess = self.pilot(NonCentred().build(design, priors, dtype=dtype), rng_key)
+            sd_guess = self.pilot(noncentred, rng_key)
         centring = centring_for(design, sd_guess, self.caution)
-        fn, kwargs = logit_arguments(design, priors, dtype, max_grid_ratio)
         layout = design.layout
         latent = layout.fixed_sites + tuple(s for g in layout.group_names for s in (SITES.sd(g), SITES.centred(g)))
         effects = partial(_decentre, group_names=design.group_names, centring=centring)
         return MRPModel(
             design,
             priors,
-            partial(fn, centring=centring),
-            kwargs,
+            partial(noncentred.fn, centring=centring),
+            noncentred.kwargs,
             latent_sites=latent,
             effects=effects,
             parameterization=self.name,
