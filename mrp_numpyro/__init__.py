@@ -21,9 +21,12 @@ import warnings
 warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
 
 from .app.config import compose_config
-from .app.pipeline import Estimates, Problem, estimate, fit, prepare, write_run
+from .app.pipeline import Checks, Estimates, Problem, check, estimate, fit, prepare, write_run
+from .app.repoststratify import repoststratify
 from .app.run import RunResult, run
-from .data import load_cces18, load_synthetic
+from .calibration import Calibration
+from .checking import CellLoo, cell_loo, predictive_by_group
+from .data import load_cces18, load_files, load_synthetic
 from .data.schema import DataError, MRPData, SurveySchema
 from .design.cells import Design, build_design
 from .design.formula import parse_formula
@@ -32,12 +35,14 @@ from .design.priors import Priors
 from .diagnostics import Verdict
 from .inference import Fit, NUTSMethod, SVIMethod, fit_nuts, fit_svi
 from .model import Identified, MRPModel, NonCentred, Parameterization, PartiallyCentred, build_model, mrp_logit
-from .poststratification import poststratify, poststratify_draws, summarize
+from .poststratification import poststratify_calibrated, poststratify_draws, summarize
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "SITES",
+    "Calibration",
+    "CellLoo",
+    "Checks",
     "DataError",
     "Design",
     "Estimates",
@@ -53,23 +58,29 @@ __all__ = [
     "Priors",
     "Problem",
     "RunResult",
+    "SITES",
     "SVIMethod",
     "SurveySchema",
     "Verdict",
     "build_design",
     "build_model",
+    "cell_loo",
+    "check",
     "compose_config",
     "estimate",
     "fit",
     "fit_nuts",
     "fit_svi",
     "load_cces18",
+    "load_files",
     "load_synthetic",
     "mrp_logit",
     "parse_formula",
-    "poststratify",
+    "poststratify_calibrated",
     "poststratify_draws",
+    "predictive_by_group",
     "prepare",
+    "repoststratify",
     "run",
     "summarize",
     "write_run",

@@ -2,7 +2,8 @@
 
 A row holds what was run (method, data, requested and actual sample size, seed), how long
 each stage took, the fit's diagnostics (SVI: steps, k-hat, PSIS ESS, verdict; NUTS:
-divergences, R-hat, ESS), the national estimate with its 90 % interval, the error against
+divergences, R-hat, ESS), the cell-level LOO (elpd, its se and the cells with k > 0.7) where
+the run computed it, the national estimate with its 90 % interval, the error against
 the synthetic truth where the data have one, and, when a reference is given, the
 differences of state means and the interval width ratios against it
 (:func:`mrp_numpyro.compare.compare_runs`). Runs that failed or were interrupted (an
@@ -117,7 +118,8 @@ def _short_target(target: str | None) -> str | None:
 
 
 def _data_name(target: str | None) -> str | None:
-    # mrp_numpyro.data.load_cces18 -> cces18, the name of its config (data=cces18).
+    # mrp_numpyro.data.load_synthetic -> synthetic, the name of its config; a files source
+    # (data=cces18, data=files) names itself in data.name.
     name = _short_target(target)
     return name[len("load_") :] if name and name.startswith("load_") else name
 
@@ -155,7 +157,7 @@ def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
         "method": summary.get("label") or _get(cfg, "inference.label"),
         "inference": summary.get("method"),
         "guide": summary.get("guide"),
-        "data": _data_name(_get(cfg, "data._target_")),
+        "data": _get(cfg, "data.name") or _data_name(_get(cfg, "data._target_")),
         "data_dir": _get(cfg, "data.dir"),
         "n": _get(cfg, "data.n"),
         "n_respondents": summary.get("n_respondents"),
@@ -166,13 +168,17 @@ def run_row(run_dir: str | Path, area: str = "state") -> dict[str, Any]:
         "device": device.get("device_kind") or device.get("platform"),
     }
     timings = summary.get("timings_s", {})
-    for stage in ("load", "aggregate", "model", "fit", "poststratify", "write", "report"):
+    for stage in ("load", "aggregate", "model", "fit", "poststratify", "checks", "write", "report"):
         row[f"t_{stage}_s"] = timings.get(stage)
     row["t_total_s"] = sum(timings.values()) if timings else None
     diag = summary.get("diagnostics", {})
     for key in DIAGNOSTICS:
         row[key] = diag.get(key)
     row["verdict"] = summary.get("verdict")
+    # Cell-level PSIS-LOO (mrp_numpyro.checking.CellLoo.to_dict), in runs that computed it.
+    loo = summary.get("loo") or {}
+    for key in ("elpd", "se", "n_high_k"):
+        row[f"loo_{key}"] = loo.get(key)
     row.update(_national(run_dir))
     row.update(_truth_errors(run_dir, area))
     return row

@@ -13,10 +13,10 @@ LAYERS = [
     {"design"},
     {"model"},
     {"inference"},
-    {"poststratification"},
+    {"poststratification", "calibration", "checking"},
     {"labelled"},
     {"app"},
-    {"__init__", "__main__", "compare", "collect", "spotcheck"},
+    {"__init__", "__main__", "compare", "collect", "spotcheck", "poststratify"},
 ]
 
 

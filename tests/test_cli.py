@@ -26,6 +26,11 @@ EXPECTED_FILES = {
     "report.html",
     "state_estimates.png",
     "state_map.png",
+    "predictive_checks.csv",
+    "predictive_checks.png",
+    "schema.json",
+    "survey_cells.csv",
+    "areas.csv",
 }
 
 
@@ -34,7 +39,15 @@ def check_run_dir(out, method):
     assert EXPECTED_FILES <= files
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == method
-    assert set(summary["timings_s"]) >= {"load", "aggregate", "fit", "poststratify"}
+    assert set(summary["timings_s"]) >= {"load", "aggregate", "fit", "poststratify", "checks"}
+    # The fit against its survey: cell-level LOO over every occupied cell, a PPC of each factor.
+    assert summary["loo"]["n_cells"] == summary["n_occupied_cells"] and np.isfinite(summary["loo"]["elpd"])
+    assert set(summary["predictive"]) == {"state", "eth", "age", "educ"}
+    ppc = pd.read_csv(out / "predictive_checks.csv")
+    assert set(ppc["grouping"]) == {"state", "eth", "age", "educ"} and (ppc["q5"] <= ppc["q95"]).all()
+    assert ppc.groupby("grouping")["respondents"].sum().nunique() == 1  # every grouping covers the survey
+    cells = pd.read_csv(out / "survey_cells.csv")
+    assert cells["respondents"].sum() == summary["n_respondents"]
     assert summary["versions"]["numpyro"] and summary["seed"] == 0
     states = pd.read_csv(out / "estimates_state.csv")
     assert len(states) == 50
@@ -63,7 +76,8 @@ def test_every_guide_runs(guide, tmp_path):
     assert (tmp_path / "elbo.csv").exists() and (tmp_path / "elbo.png").exists()
     assert summary["diagnostics"]["nonfinite_steps"] == 0
     page = (tmp_path / "report.html").read_text()
-    assert f"Verdict: {summary['verdict']}" in page and page.count("data:image/png;base64,") == 3
+    assert f"Verdict: {summary['verdict']}" in page and page.count("data:image/png;base64,") == 4
+    assert "Cell-level PSIS-LOO" in page and "Predictive check by state" in page
     assert len(result.fit.traces["elbo"]) == cfg.inference.num_steps
     # The synthetic truth is reported beside the estimates.
     assert "truth" in pd.read_csv(tmp_path / "estimates_state.csv")
@@ -205,7 +219,7 @@ def test_sigterm_marks_the_run_incomplete(tmp_path):
 def test_levels_without_respondents_are_predicted(tmp_path):
     from hydra.utils import instantiate
 
-    from mrp_numpyro.data.schema import build_mrp_data
+    from mrp_numpyro.data.validation import build_mrp_data
 
     cfg = compose_config([*FAST, "guide=meanfield"])
     full = instantiate(cfg.data)

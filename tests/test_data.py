@@ -133,6 +133,6 @@ class TestRawCleaning:
         for name in ("poststrat_df.csv", "statelevel_predictors.csv"):
             (tmp_path / name).symlink_to(data_dir / name)
         (tmp_path / "raw.csv").symlink_to(data_dir / "cc18_samp_extract.csv")
-        d = load_cces18(tmp_path, survey_file="raw.csv", survey_format="raw")
+        d = load_cces18(tmp_path, survey_file="raw.csv", survey_format="cces18_raw")
         assert len(d.survey) == 997
         assert any("DC" in note for note in d.notes)

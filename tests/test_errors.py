@@ -6,8 +6,9 @@ import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 
 from mrp_numpyro.app.config import compose_config
-from mrp_numpyro.data.schema import DataError, build_mrp_data
+from mrp_numpyro.data.schema import DataError
 from mrp_numpyro.data.synthetic import SYNTHETIC_SCHEMA, _population
+from mrp_numpyro.data.validation import build_mrp_data
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def test_bad_n_from_config():
 
 
 def test_outcome_recoded_by_explicit_mapping(tables):
-    from mrp_numpyro.data.schema import recode_outcome
+    from mrp_numpyro.data.validation import recode_outcome
 
     survey, cells, area = tables
     labelled = survey.assign(abortion=np.where(survey["abortion"] == 1, "Support", "Oppose"))

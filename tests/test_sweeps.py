@@ -307,7 +307,7 @@ def test_presets_compose_with_the_fast_one():
         assert f"multirun/{preset}/" in cfg.hydra.sweep.dir
     assert _compose_with_hydra(["experiment=reliability"]).hydra.callbacks.collect.reference_method == "nuts"
     runtime = compose_config(["experiment=runtime", "method=nuts", "data.n=null"])
-    assert runtime.data._target_.endswith("load_cces18") and runtime.data.n is None
+    assert runtime.data.name == "cces18" and runtime.data.n is None
 
 
 def test_runtime_preset_runs_as_one_command(tmp_path):

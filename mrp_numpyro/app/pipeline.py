@@ -3,8 +3,9 @@
     problem = prepare(cfg)                      # device, data, design, priors, the model
     fitted = fit(problem, cfg)                  # the configured inference method
     estimates = estimate(problem, fitted, cfg)  # poststratified draws and their tables
-    summary = summarize_run(cfg, problem, fitted, estimates)
-    write_run(out, cfg, problem, fitted, estimates, summary)
+    checks = check(problem, fitted, cfg)        # the fit against its survey: PPC by group, LOO
+    summary = summarize_run(cfg, problem, fitted, estimates, checks=checks)
+    write_run(out, cfg, problem, fitted, estimates, summary, checks=checks)
 
 :func:`mrp_numpyro.app.run.run` chains them and guards the run directory; experiments,
 notebooks and the spot check call the stages they need.
@@ -27,6 +28,8 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..checking import CellLoo, cell_loo, predictive_by_group
+from ..data.saved import save_fit_data
 from ..data.schema import MRPData
 from ..design.cells import Design, build_design
 from ..design.formula import parse_formula
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mrp_numpyro")
 
-__all__ = ["Problem", "Estimates", "prepare", "fit", "estimate", "summarize_run", "write_run"]
+__all__ = ["Problem", "Estimates", "Checks", "prepare", "fit", "estimate", "check", "summarize_run", "write_run"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,40 @@ class Estimates:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Checks:
+    """The fit checked against the survey it was fitted to (:mod:`mrp_numpyro.checking`).
+
+    Attributes
+    ----------
+    predictive : mapping of str to pandas.DataFrame
+        Posterior predictive check of every grouping: observed share against the replicated
+        shares' 50 % and 90 % intervals.
+    loo : CellLoo or None
+        PSIS-LOO over the occupied survey cells (``checks.loo``).
+    seconds : float
+    """
+
+    predictive: Mapping[str, pd.DataFrame]
+    loo: CellLoo | None
+    seconds: float
+
+    def predictive_table(self) -> pd.DataFrame:
+        """Every grouping's check in one long table: ``grouping``, ``group`` (labels joined by ":"), the columns."""
+        rows = []
+        for name, table in self.predictive.items():
+            labels = [c for c in table.columns if c not in _PPC_COLUMNS]
+            group = table[labels].astype(str).agg(":".join, axis=1) if labels else pd.Series("all", index=table.index)
+            rows.append(table[list(_PPC_COLUMNS)].assign(grouping=name, group=group))
+        if not rows:
+            return pd.DataFrame(columns=["grouping", "group", *_PPC_COLUMNS])
+        out = pd.concat(rows, ignore_index=True)
+        return out[["grouping", "group", *_PPC_COLUMNS]]
+
+
+_PPC_COLUMNS = ("respondents", "observed", "replicated_mean", "q5", "q25", "q75", "q95", "in_50", "in_90")
+
+
 def prepare(cfg: DictConfig) -> Problem:
     """Configure the device, load and validate the data, build the design, the priors and the model.
 
@@ -115,9 +152,11 @@ def prepare(cfg: DictConfig) -> Problem:
     timings: dict[str, float] = {}
     device = configure_device(**cast(dict[str, Any], OmegaConf.to_container(cfg.device, resolve=True)))
     t = time.perf_counter()
-    data: MRPData = instantiate(cfg.data)
+    # Built as a partial and then called, so that a DataError reaches the user as itself
+    # (file, column, values) rather than wrapped in Hydra's InstantiationException.
+    data: MRPData = instantiate(cfg.data, _partial_=True)()
     timings["load"] = time.perf_counter() - t
-    log.info("data: %s, %d respondents", data.source, len(data.survey))
+    log.info("data: %s, %d respondents", data.source, data.n_respondents)
     for note in data.notes:
         log.info("note: %s", note)
 
@@ -188,6 +227,36 @@ def estimate(problem: Problem, fitted: Fit, cfg: DictConfig) -> Estimates:
     return Estimates(draws, tables, time.perf_counter() - t)
 
 
+def check(problem: Problem, fitted: Fit, cfg: DictConfig) -> Checks:
+    """Posterior predictive checks by group and cell-level PSIS-LOO (``cfg.checks``).
+
+    ``checks.predictive`` lists the survey columns to check one by one; ``null`` checks every
+    factor of the schema that the formula uses. The replicates use every k-th draw, at most
+    ``checks.predictive_draws`` of them; LOO uses every draw.
+    """
+    t = time.perf_counter()
+    settings = cfg.get("checks") or {}
+    columns = settings.get("predictive")
+    if columns is None:
+        used = set(problem.design.survey.cells.columns)
+        columns = [c for c in problem.data.schema.factors if c in used]
+    groupings = {str(c): [str(c)] for c in columns}
+    chunk = int(cfg.poststrat.chunk_size)
+    # Intervals of replicated shares need far fewer draws than the estimates: every k-th draw.
+    draws = fitted.draws
+    total = fitted.num_chains * next(iter(draws.values())).shape[1]
+    step = max(1, -(-total // int(settings.get("predictive_draws", 1000))))
+    if step > 1:
+        draws = {k: np.asarray(v)[:, ::step] for k, v in draws.items()}
+    predictive = predictive_by_group(draws, problem.design, groupings, seed=int(cfg.seed), chunk_size=chunk)
+    loo = cell_loo(fitted.draws, problem.design, chunk_size=chunk) if settings.get("loo", True) else None
+    if loo is not None:
+        log.info(
+            "cell-level PSIS-LOO: elpd %.1f (se %.1f), %d of %d cells with k > 0.7", loo.elpd, loo.se, loo.n_high_k, loo.n_cells
+        )
+    return Checks(predictive, loo, time.perf_counter() - t)
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("mrp_numpyro", "jax", "jaxlib", "numpyro", "arviz", "hydra-core", "numpy", "pandas", "formulae"):
@@ -198,11 +267,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Estimates) -> dict[str, Any]:
+def summarize_run(
+    cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Estimates, *, checks: Checks | None = None
+) -> dict[str, Any]:
     """The run's ``summary.json``: what was fitted, how long each stage took, the verdict and the diagnostics."""
     design, data = problem.design, problem.data
     national = estimates.tables.get("national")
     timings = {**problem.timings, "fit": fitted.seconds, "poststratify": estimates.seconds}
+    if checks is not None:
+        timings["checks"] = checks.seconds
     diagnostics = dict(fitted.diagnostics)
     summary = {
         "method": fitted.method,
@@ -225,14 +298,25 @@ def summarize_run(cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Est
         "versions": _versions(),
         "notes": list(data.notes),
     }
+    if checks is not None:
+        # Cell-level LOO: elpd over survey cells, comparable between formulas fitted to the same cells.
+        summary["loo"] = None if checks.loo is None else checks.loo.to_dict()
+        summary["predictive"] = {
+            name: {"groups": len(t), "in_50": float(t["in_50"].mean()), "in_90": float(t["in_90"].mean())}
+            for name, t in checks.predictive.items()
+        }
     if data.truth is not None:
         summary["truth_national"] = data.truth.national
     return summary
 
 
-def _figures(out: Path, problem: Problem, fitted: Fit, idata: az.InferenceData, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
+def _figures(
+    out: Path, problem: Problem, fitted: Fit, idata: az.InferenceData, tables: Mapping[str, pd.DataFrame], checks: Checks | None
+) -> list[Path]:
     area = problem.data.schema.area
     figures = []
+    if checks is not None and checks.predictive:
+        figures.append(report.plot_predictive_checks(checks.predictive, out / "predictive_checks.png"))
     if area in tables:
         table = tables[area]
         figures.append(
@@ -244,7 +328,14 @@ def _figures(out: Path, problem: Problem, fitted: Fit, idata: az.InferenceData, 
 
 
 def write_run(
-    out: str | Path, cfg: DictConfig, problem: Problem, fitted: Fit, estimates: Estimates, summary: Mapping[str, Any]
+    out: str | Path,
+    cfg: DictConfig,
+    problem: Problem,
+    fitted: Fit,
+    estimates: Estimates,
+    summary: Mapping[str, Any],
+    *,
+    checks: Checks | None = None,
 ) -> dict[str, Any]:
     """Write the estimates, the draws, the figures, ``report.html`` and, last, ``summary.json``.
 
@@ -258,12 +349,17 @@ def write_run(
         write_csv(out / f"estimates_{name}.csv", table)
     idata = to_inference_data(fitted, problem.design)
     write_netcdf(out / "posterior.nc", idata)
+    # The survey's cells, areas and schema: with posterior.nc, all that re-poststratifying
+    # the fit to another table needs (python -m mrp_numpyro.poststratify).
+    save_fit_data(out, problem.data)
+    if checks is not None:
+        write_csv(out / "predictive_checks.csv", checks.predictive_table())
     write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates.groupings))
     method_files(fitted.diagnostics, out, fitted)
     summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)
     if cfg.get("report", True):
         t = time.perf_counter()
-        figures = _figures(out, problem, fitted, idata, estimates.tables)
+        figures = _figures(out, problem, fitted, idata, estimates.tables, checks)
         report.write_report(out, summary, OmegaConf.to_yaml(cfg, resolve=True), estimates.tables, figures)
         summary["timings_s"]["report"] = round(time.perf_counter() - t, 4)
     # Written last: its presence marks a finished run.

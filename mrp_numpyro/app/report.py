@@ -36,6 +36,7 @@ __all__ = [
     "plot_elbo",
     "plot_nuts",
     "write_report",
+    "plot_predictive_checks",
 ]
 
 # (row, column) of each state in a tile-grid map of the United States.
@@ -237,6 +238,24 @@ def _banner(summary: Mapping) -> str:
     )
 
 
+def _checks(summary: Mapping) -> str:
+    """Cell-level LOO and the share of groups inside their replicated intervals."""
+    parts = []
+    loo = summary.get("loo")
+    if loo:
+        parts.append(
+            f"Cell-level PSIS-LOO: elpd {loo['elpd']:.1f} (SE {loo['se']:.1f}), p_loo {loo['p_loo']:.1f}; "
+            f"{loo['n_high_k']} of {loo['n_cells']} cells with Pareto k &gt; 0.7. LOO ranks formulas fitted to the same "
+            "cells by their fit to the survey, not by the accuracy of the population estimates."
+        )
+    for name, p in (summary.get("predictive") or {}).items():
+        parts.append(
+            f"Predictive check by {html.escape(name)}: {100 * p['in_50']:.0f} % of {p['groups']} groups inside the 50 % "
+            f"interval of replicated shares, {100 * p['in_90']:.0f} % inside the 90 %."
+        )
+    return "<h2>Checks against the survey</h2>" + "".join(f"<p>{x}</p>" for x in parts) if parts else ""
+
+
 def _tables(tables: Mapping[str, pd.DataFrame]) -> str:
     """Every estimate table, in percent."""
     sections = []
@@ -274,9 +293,70 @@ def write_report(out: Path, summary: Mapping, config_yaml: str, tables: Mapping[
 poststratified over {summary.get("n_poststrat_cells"):,} cells. Method: {method}.{national}</p>
 {_banner(summary)}
 {"".join(_img(p) for p in figures)}
+{_checks(summary)}
 {_tables(tables)}
 <h2>Diagnostics and timings</h2><pre>{html.escape(json.dumps(details, indent=2, default=str))}</pre>
 <h2>Configuration</h2><pre>{html.escape(config_yaml)}</pre>
 </body></html>
 """
     return write_text(out / "report.html", page)
+
+
+# Groupings with more levels than this are drawn with the groups down the y axis.
+_MAX_LEVELS_ACROSS = 12
+
+
+def _group_labels(table: pd.DataFrame) -> list[str]:
+    """One label per group: its grouping columns' values joined by ":" ("all" with no columns)."""
+    columns = list(table.columns[: list(table.columns).index("respondents")])
+    if not columns:
+        return ["all"] * len(table)
+    return [":".join(str(v) for v in row) for row in table[columns].itertuples(index=False)]
+
+
+def plot_predictive_checks(tables: Mapping[str, pd.DataFrame], path: Path) -> Path:
+    """Posterior predictive check by group: replicated 50 % and 90 % intervals and the observed share.
+
+    One panel per grouping (tables of :func:`mrp_numpyro.checking.predictive_by_group`).
+    Groupings with few levels put the groups along the x axis, three panels to a row;
+    those with many (states) put them down the y axis, sorted by observed share, one
+    panel to a row, as :func:`plot_state_estimates` does. Observed shares outside their
+    90 % interval are drawn in red.
+    """
+    plt = pyplot()
+    if not tables:
+        raise ValueError("no predictive check tables to plot")
+    tall = [name for name, t in tables.items() if len(t) > _MAX_LEVELS_ACROSS]
+    short = [name for name in tables if name not in tall]
+    across = 3
+    rows: list[list[str]] = [[name] for name in tall] + [short[i : i + across] for i in range(0, len(short), across)]
+    heights = [0.2 * len(tables[r[0]]) + 1.2 if r[0] in tall else 2.8 for r in rows]
+    fig = plt.figure(figsize=(9, sum(heights) + 0.3 * len(rows)), constrained_layout=True)
+    grid = fig.add_gridspec(len(rows), across, height_ratios=heights)
+    for i, names in enumerate(rows):
+        for j, name in enumerate(names):
+            wide = name in tall
+            ax = fig.add_subplot(grid[i, :] if wide else grid[i, j])
+            t = tables[name].sort_values("observed").reset_index(drop=True) if wide else tables[name]
+            pos = np.arange(len(t))
+            lines = ax.hlines if wide else ax.vlines
+            lines(pos, 100 * t["q5"], 100 * t["q95"], color="tab:blue", lw=1, label="90 % replicated")
+            lines(pos, 100 * t["q25"], 100 * t["q75"], color="tab:blue", lw=4, alpha=0.7, label="50 % replicated")
+            colour = np.where(t["in_90"].to_numpy(bool), "black", "tab:red")
+            observed = 100 * t["observed"].to_numpy(float)
+            x, y = (observed, pos) if wide else (pos, observed)
+            ax.scatter(x, y, s=12, c=colour, zorder=3, label="observed (red: outside 90 %)")
+            labels = _group_labels(t)
+            if wide:
+                ax.set_yticks(pos, labels, fontsize=7)
+                ax.set_xlabel("share (%)")
+                ax.grid(axis="x", alpha=0.3)
+            else:
+                ax.set_xticks(pos, labels, fontsize=7, rotation=30 if len(t) > 4 else 0, ha="right" if len(t) > 4 else "center")
+                ax.set_ylabel("share (%)")
+                ax.grid(axis="y", alpha=0.3)
+            inside = 100 * float(t["in_90"].mean())
+            ax.set_title(f"{name}: {inside:.0f} % of {len(t)} in their 90 % interval", fontsize=9)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7, loc="lower right" if wide else "best")
+    return save_png(fig, path)

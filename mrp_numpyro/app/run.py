@@ -21,7 +21,7 @@ from ..inference.result import Fit
 from ..model.base import MRPModel
 from ..outputs import write_text
 from ..poststratification import Poststratified
-from .pipeline import Problem, estimate, fit, prepare, summarize_run, write_run
+from .pipeline import Checks, Problem, check, estimate, fit, prepare, summarize_run, write_run
 from .rundir import run_directory
 
 log = logging.getLogger("mrp_numpyro")
@@ -38,6 +38,7 @@ class RunResult:
     fit: Fit
     estimates: Mapping[str, Poststratified]
     summary: Mapping[str, Any]
+    checks: Checks | None = None
 
     @property
     def data(self) -> MRPData:
@@ -93,10 +94,11 @@ def _stages(cfg: DictConfig, out: Path | None) -> RunResult:
     problem = prepare(cfg)
     fitted = fit(problem, cfg, progress_bar=progress, checkpoint_dir=out)
     estimates = estimate(problem, fitted, cfg)
-    summary = summarize_run(cfg, problem, fitted, estimates)
+    checks = check(problem, fitted, cfg)
+    summary = summarize_run(cfg, problem, fitted, estimates, checks=checks)
     national = estimates.tables.get("national")
     if national is not None:
         log.info("national estimate: %.4f (90%% interval %.4f-%.4f)", *national[["mean", "q5", "q95"]].iloc[0])
     if out is not None:
-        summary = write_run(out, cfg, problem, fitted, estimates, summary)
-    return RunResult(out, problem, fitted, estimates.groupings, summary)
+        summary = write_run(out, cfg, problem, fitted, estimates, summary, checks=checks)
+    return RunResult(out, problem, fitted, estimates.groupings, summary, checks)

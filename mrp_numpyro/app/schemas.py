@@ -21,6 +21,7 @@ __all__ = [
     "PriorsConfig",
     "PoststratConfig",
     "BudgetConfig",
+    "ChecksConfig",
     "register_schemas",
 ]
 
@@ -78,6 +79,19 @@ class PoststratConfig:
 
 
 @dataclass
+class ChecksConfig:
+    """``checks``: the fit against its survey (:func:`mrp_numpyro.app.pipeline.check`).
+
+    ``predictive`` lists survey columns to check one by one (null: every factor the formula
+    uses; [] none) from at most ``predictive_draws`` draws; ``loo`` computes cell-level PSIS-LOO.
+    """
+
+    predictive: list[str] | None = None
+    predictive_draws: int = 1000
+    loo: bool = True
+
+
+@dataclass
 class BudgetConfig:
     """``budget``: how much work the inference methods do, shared by the presets."""
 
@@ -94,6 +108,7 @@ SCHEMAS = {
     "priors": PriorsConfig,
     "poststrat": PoststratConfig,
     "budget": BudgetConfig,
+    "checks": ChecksConfig,
 }
 
 

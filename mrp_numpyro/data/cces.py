@@ -7,20 +7,15 @@ plans" (1 = support, 0 = oppose). Files are read from a directory given by confi
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .files import load_files, register_survey_format
 from .levels import AGE, EDUC, ETH, FIPS_TO_STATE, REGIONS, STATES
-from .sampling import subsample
-from .schema import DataError, MRPData, SurveySchema, build_mrp_data, recode_outcome
-
-log = logging.getLogger(__name__)
+from .schema import DataError, MRPData, SurveySchema
 
 CCES18_SCHEMA = SurveySchema(
     outcome="abortion",
@@ -37,7 +32,7 @@ RAW_COLUMNS = ("inputstate", "gender", "birthyr", "race", "educ", "CC18_321d")
 _WHERE_TO_GET = (
     "The 2018 CCES Common Content is on Harvard Dataverse (doi:10.7910/DVN/ZSBZ7K, file "
     "cces18_common_vv.csv); clean it with mrp_numpyro.data.cces.clean_cces_raw or set "
-    "data.survey_format=raw. The cleaned survey (cces_all_clean.csv), the poststratification "
+    "data.survey_format=cces18_raw. The cleaned survey (cces_all_clean.csv), the poststratification "
     "table (poststrat_df.csv) and the state predictors (statelevel_predictors.csv) are in the "
     "MRP case-study repository (github.com/JuanLopezMartin/MRPCaseStudy, data_public/chapter1/data)."
 )
@@ -101,23 +96,7 @@ def clean_cces_raw(raw: pd.DataFrame, year: int = 2018) -> tuple[pd.DataFrame, d
     return clean, dropped
 
 
-def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
-    if data_dir is None or str(data_dir) == "":
-        env = os.environ.get("MRP_DATA_DIR")
-        if not env:
-            raise DataError(
-                "the CCES loader needs the directory holding the files: pass dir (data.dir=PATH in the config) or set "
-                "MRP_DATA_DIR. " + _WHERE_TO_GET
-            )
-        data_dir = env
-    return Path(data_dir).expanduser()
-
-
-def _read_csv(directory: Path, name: str, what: str, **kwargs: Any) -> pd.DataFrame:
-    path = directory / name
-    if not path.is_file():
-        raise DataError(f"{what} file {name!r} was not found in {directory.resolve()} (data.dir). " + _WHERE_TO_GET)
-    return pd.read_csv(path, **kwargs)
+register_survey_format("cces18_raw", clean_cces_raw)
 
 
 def load_cces18(
@@ -125,54 +104,48 @@ def load_cces18(
     n: int | None = None,
     seed: int = 0,
     survey_file: str = "cces_all_clean.csv",
-    survey_format: str = "clean",
+    survey_format: str = "table",
     poststrat_file: str = "poststrat_df.csv",
     predictors_file: str = "statelevel_predictors.csv",
     outcome_map: Mapping | None = None,
 ) -> MRPData:
-    """Load the 2018 CCES abortion-coverage example.
+    """Load the 2018 CCES abortion-coverage example: :func:`~mrp_numpyro.data.files.load_files` with the CCES schema.
+
+    ``data=cces18`` (``conf/data/cces18.yaml``) is the same call written as config, the
+    template for a survey of one's own.
 
     Parameters
     ----------
     dir : path-like, optional
         Directory with the files; defaults to ``$MRP_DATA_DIR``.
     n : int, optional
-        Seeded subsample size; ``None`` keeps all rows.
+        Seeded subsample size, drawn after the whole file is validated; ``None`` keeps all rows.
     seed : int
         Seed of the subsample.
     survey_file : str
-        Survey file name, in the case-study coding (``survey_format="clean"``) or in raw
-        CCES codes (``survey_format="raw"``, cleaned with :func:`clean_cces_raw`).
+        Survey file name, in the case-study coding (``survey_format="table"``) or in raw
+        CCES codes (``survey_format="cces18_raw"``, cleaned with :func:`clean_cces_raw`).
     poststrat_file, predictors_file : str
         Poststratification table (count column ``n``) and state-level predictors.
     outcome_map : mapping, optional
         Explicit recoding of the outcome to 0/1 (e.g. ``{"Support": 1, "Oppose": 0}``) for a
         survey file coded otherwise; without it the outcome must already be 0/1.
     """
-    directory = _resolve_dir(dir)
-    formats = ("clean", "raw")
-    if survey_format not in formats:
-        raise DataError(f"survey_format (data.survey_format) must be one of {list(formats)}, got {survey_format!r}")
-    notes: list[str] = []
-    if survey_format == "raw":
-        raw = _read_csv(directory, survey_file, "raw CCES survey", low_memory=False)
-        survey, dropped = clean_cces_raw(raw)
-        for why, k in dropped.items():
-            notes.append(f"raw cleaning dropped {k} row(s): {why}")
-    else:
-        survey = _read_csv(directory, survey_file, "CCES survey")
-        # Some copies carry R row names as an unnamed first column.
-        survey = survey.drop(columns=[c for c in survey.columns if str(c).startswith("Unnamed")])
-    poststrat = _read_csv(directory, poststrat_file, "poststratification table")
-    poststrat = poststrat.drop(columns=[c for c in poststrat.columns if str(c).startswith("Unnamed")])
-    predictors = _read_csv(directory, predictors_file, "state-level predictors")
-    if outcome_map is not None:
-        survey = recode_outcome(survey, CCES18_SCHEMA.outcome, outcome_map, what=f"CCES survey {survey_file!r}")
-    survey, note = subsample(survey, n, seed)
-    if note:
-        notes.append(note)
-    for note in notes:
-        log.info(note)
-    return build_mrp_data(
-        survey, poststrat, predictors, CCES18_SCHEMA, source=f"cces18:{directory / survey_file}", notes=tuple(notes)
+    if not dir and not os.environ.get("MRP_DATA_DIR"):
+        raise DataError(
+            "the CCES loader needs the directory holding the files: pass dir (data.dir=PATH in the config) or set "
+            "MRP_DATA_DIR. " + _WHERE_TO_GET
+        )
+    return load_files(
+        survey_file=survey_file,
+        poststrat_file=poststrat_file,
+        predictors_file=predictors_file,
+        schema=CCES18_SCHEMA.to_dict(),
+        dir=dir,
+        survey_format=survey_format,
+        outcome_map=outcome_map,
+        n=n,
+        seed=seed,
+        name="cces18",
+        about=_WHERE_TO_GET,
     )

@@ -20,7 +20,8 @@ import pandas as pd
 from .cces import CCES18_SCHEMA
 from .levels import AGE, EDUC, ETH, MALE, REGIONS, STATE_REGION, STATES
 from .sampling import check_n
-from .schema import MRPData, Truth, build_mrp_data
+from .schema import MRPData, Truth
+from .validation import build_mrp_data
 
 __all__ = ["load_synthetic", "SYNTHETIC_SCHEMA", "TRUE_SD"]
 

@@ -128,17 +128,21 @@ def _codes(df: pd.DataFrame, column: str, levels: tuple) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aggregate_cells(
+    codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray, n: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Collapse respondents with identical predictor codes into binomial cells.
 
     Parameters
     ----------
-    codes : int array (respondents, k)
+    codes : int array (rows, k)
         Level code of each predictor column.
     sizes : tuple of int
         Number of levels of each column.
-    y : array (respondents,)
-        0/1 outcomes.
+    y : array (rows,)
+        0/1 outcomes, or successes of pre-aggregated rows.
+    n : int array (rows,), optional
+        Respondents of each pre-aggregated row; one each by default.
 
     Returns
     -------
@@ -153,7 +157,10 @@ def aggregate_cells(codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray) ->
     else:  # too many combinations for one int64 key
         cell_codes, inverse = np.unique(codes, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    trials = np.bincount(inverse, minlength=len(cell_codes))
+    if n is None:
+        trials = np.bincount(inverse, minlength=len(cell_codes))
+    else:
+        trials = np.bincount(inverse, weights=n, minlength=len(cell_codes)).astype(np.int64)
     successes = np.bincount(inverse, weights=y, minlength=len(cell_codes)).astype(np.int64)
     return cell_codes.astype(np.int64), trials, successes
 
@@ -218,7 +225,8 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     levels = {c: _levels(data, c) for c in cols}
     survey_codes = np.stack([_codes(data.survey, c, levels[c]) for c in cols], axis=1)
     y = data.survey[schema.outcome].to_numpy()
-    cell_codes, trials, successes = aggregate_cells(survey_codes, tuple(len(levels[c]) for c in cols), y)
+    n = None if schema.trials is None else data.survey[schema.trials].to_numpy()
+    cell_codes, trials, successes = aggregate_cells(survey_codes, tuple(len(levels[c]) for c in cols), y, n)
     s_codes = {c: cell_codes[:, i] for i, c in enumerate(cols)}
     p_codes = {c: _codes(data.poststrat, c, levels[c]) for c in cols}
 
