@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit
 
 from .data.schema import DataError
@@ -48,7 +49,10 @@ class Calibration:
 
 def read_targets(path: str, column: str, value: str = "target") -> Calibration:
     """Read calibration targets from a CSV with the area ``column`` and a ``value`` column."""
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path, dtype={column: str})
+    except FileNotFoundError as err:
+        raise DataError(f"calibration file {path!r} was not found") from err
     missing = [c for c in (column, value) if c not in table.columns]
     if missing:
         raise DataError(f"calibration file {path!r} is missing column(s) {missing}; it has {list(table.columns)}")
@@ -90,28 +94,28 @@ def logit_shifts(
     """
     logits = np.asarray(logits, dtype=np.float64)
     n_areas, n_draws = len(targets), logits.shape[1]
-    W = np.zeros((logits.shape[0], n_areas))
-    W[np.arange(len(area_index)), area_index] = weights
-    totals = W.sum(axis=0)
+    totals = np.bincount(area_index, weights=weights, minlength=n_areas)
     if np.any(totals <= 0):
         raise DataError(f"calibrated area(s) {np.flatnonzero(totals <= 0).tolist()} have no population")
-    W /= totals
+    # Sparse (cells x areas): one non-zero per cell, so thousands of areas cost no more than fifty.
+    n_cells = logits.shape[0]
+    W = sparse.csr_matrix((weights / totals[area_index], (np.arange(n_cells), area_index)), shape=(n_cells, n_areas)).T.tocsr()
     active = np.isfinite(targets)
     t = np.where(active, targets, 0.5)[:, None]
     # Every cell's logit lies within [min, max]; a shift beyond that range by logit(t) +- 40
     # puts the area's value on the far side of the target, so the root is bracketed.
     lo = np.full((n_areas, n_draws), -np.abs(logits).max() - 40.0)
     hi = -lo
-    delta = np.log(t / (1.0 - t)) - (W.T @ logits)
+    delta = np.log(t / (1.0 - t)) - (W @ logits)
     delta = np.broadcast_to(delta, (n_areas, n_draws)).copy()
     for _ in range(200):
         p = expit(logits + delta[area_index])
-        f = W.T @ p - t
+        f = W @ p - t
         if np.all(np.abs(f[active]) <= tol):
             break
         lo = np.where(f < 0, delta, lo)
         hi = np.where(f > 0, delta, hi)
-        slope = W.T @ (p * (1.0 - p))
+        slope = W @ (p * (1.0 - p))
         with np.errstate(divide="ignore", invalid="ignore"):
             step = delta - f / slope
         inside = np.isfinite(step) & (step > lo) & (step < hi)

@@ -49,6 +49,7 @@ DIAGNOSTICS = (
     "final_elbo",
     "optimise_s",
     "khat",
+    "khat_spread",
     "psis_ess",
     "divergences",
     "mean_leapfrog_steps",

@@ -82,16 +82,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.by:
             groupings = {"_".join(cols): cols for cols in ([c.strip() for c in by.split(",") if c.strip()] for by in args.by)}
             groupings["national"] = []
+        if out.exists() and any(out.iterdir()):
+            raise FileExistsError(f"{out} is not empty; the command never overwrites, choose another --out")
+        # Everything is read and checked before the output directory is claimed, so a bad
+        # table or target leaves nothing behind.
+        result = repoststratify(
+            args.run_dir,
+            args.table,
+            groupings=groupings,
+            count=args.count,
+            calibration=calibration,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+        )
         with run_directory(out):
-            result = repoststratify(
-                args.run_dir,
-                args.table,
-                groupings=groupings,
-                count=args.count,
-                calibration=calibration,
-                seed=args.seed,
-                chunk_size=args.chunk_size,
-            )
+            for note in result.notes:
+                log.info(note)
             write_outputs(out, result, summary_of(result, args.run_dir, args.table, calibration))
     except (DataError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)

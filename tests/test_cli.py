@@ -75,6 +75,7 @@ def test_every_guide_runs(guide, tmp_path):
     summary = check_run_dir(tmp_path, "svi")
     assert (tmp_path / "elbo.csv").exists() and (tmp_path / "elbo.png").exists()
     assert summary["diagnostics"]["nonfinite_steps"] == 0
+    assert 0 < summary["diagnostics"]["khat_spread"] < np.inf and "Monte Carlo sd of k-hat" in summary["verdict_message"]
     page = (tmp_path / "report.html").read_text()
     assert f"Verdict: {summary['verdict']}" in page and page.count("data:image/png;base64,") == 4
     assert "Cell-level PSIS-LOO" in page and "Predictive check by state" in page

@@ -175,3 +175,10 @@ def test_cces_outcome_map_from_config(data_dir, tmp_path):
         load_cces18(tmp_path, survey_file="labelled.csv")
     d = load_cces18(tmp_path, survey_file="labelled.csv", outcome_map={"Support": 1, "Oppose": 0})
     assert len(d.survey) == 3000 and set(d.survey["abortion"].unique()) <= {0, 1}
+
+
+def test_unknown_predictive_check_column_fails_before_the_fit():
+    from mrp_numpyro.app.pipeline import prepare
+
+    with pytest.raises(DataError, match=r"checks.predictive names column\(s\) \['ethnicity'\]"):
+        prepare(compose_config(["experiment=fast", "checks.predictive=[ethnicity]"]))

@@ -126,6 +126,11 @@ class TestForeignSurvey:
         assert summary["n_respondents"] == 2000 and summary["data"].startswith("my_survey:")
         state = pd.read_csv(tmp_path / "run" / "estimates_state.csv")
         assert len(state) == 50 and state["mean"].between(0, 1).all()
+        # The census table in its own coding poststratifies the saved fit: the config's renames apply.
+        from mrp_numpyro.app.repoststratify import repoststratify
+
+        again = repoststratify(tmp_path / "run", tmp_path / "my_data" / "my_census.parquet")
+        np.testing.assert_array_equal(again.tables["state"]["mean"], state["mean"])
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +210,32 @@ class TestBadInput:
             self._load(cfg)
 
     def test_recode_merging_two_table_levels(self, foreign):
-        _, cfg = foreign
-        recode = {**cfg["recode"], "educ": {**cfg["recode"]["educ"], "HS": "Some college", "Some college": "Some college"}}
-        with pytest.raises(DataError, match=r"data.recode.educ sends \[.*'HS'.*\] to 'Some college'.*separate levels"):
+        path, cfg = foreign
+        # A copied line: codes 2 and 3 both to "Some college", and "HS" reached by no code.
+        recode = {**cfg["recode"], "educ": {**cfg["recode"]["educ"], 2: "Some college"}}
+        with pytest.raises(DataError, match=r"sends survey codes \['2', '3'\] to 'Some college'.*\['HS'\] receive no code"):
             self._load(cfg, recode=recode)
+        # Two of the table's own levels sent to one.
+        survey = pd.read_csv(path / "my_survey.csv")
+        survey["edu"] = survey["edu"].map(dict(enumerate(["No HS", "HS", "Some college", "4-Year College", "Post-grad"], 1)))
+        survey.to_csv(path / "my_survey.csv", index=False)
+        recode = {**cfg["recode"], "educ": {"HS": "Some college"}}
+        with pytest.raises(DataError, match=r"sends \['HS', 'Some college'\] to 'Some college'.*separate levels"):
+            self._load(cfg, recode=recode)
+        # A deliberate collapse of codes the table does not have is fine (race: four codes to Other).
+        assert len(self._load(cfg, recode={**cfg["recode"], "educ": {}}).survey) == 3000
+
+    def test_survey_level_absent_from_the_table_outside_the_subsample(self, foreign):
+        path, cfg = foreign
+        schema = cfg["schema"] | {
+            "factors": {**cfg["schema"]["factors"], "eth": ["White", "Black", "Hispanic", "Other", "Asian"]}
+        }
+        recode = {**cfg["recode"], "eth": {**cfg["recode"]["eth"], "asian": "Asian"}}
+        for seed in range(3):
+            with pytest.raises(
+                DataError, match=r"column 'eth' has level\(s\) absent from the poststratification table 'my_census"
+            ):
+                self._load(cfg, schema=schema, recode=recode, n=200, seed=seed)
 
     def test_cut_outside_its_breaks(self, foreign):
         _, cfg = foreign

@@ -67,6 +67,7 @@ def _svi_diagnostics(**changes):
         elbo_window=50,
         nonfinite_steps=0,
         khat=0.5,
+        khat_spread=0.05,
         psis_ess=8.0,
         importance_resampled=True,
         distinct_draws=7,

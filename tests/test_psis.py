@@ -123,3 +123,34 @@ def test_log_ratios_are_log_p_minus_log_q_of_each_draw(guide_cls):
     # q of sd = q of log sd times |d log sd / d sd| = 1 / sd.
     expected = log_p - (log_q_u - np.log(sd))
     np.testing.assert_allclose(log_ratios, expected, rtol=1e-4, atol=1e-3)
+
+
+class TestKhatSpread:
+    """The bootstrap sd of k-hat against the spread of k-hat over independent replicates."""
+
+    @staticmethod
+    def _ratios(rng, k, n):
+        # Importance ratios U ** -k have an exact generalised Pareto tail of shape k.
+        return -k * np.log(rng.uniform(size=n))
+
+    @pytest.mark.parametrize("k", [0.4, 0.7])
+    def test_matches_the_spread_over_replicates(self, k):
+        from mrp_numpyro.diagnostics.pareto import khat_spread
+
+        rng = np.random.default_rng(11)
+        n = 4000
+        replicates = np.array([psis(self._ratios(rng, k, n)).khat for _ in range(300)])
+        boot = np.array([khat_spread(self._ratios(rng, k, n), rng, n_boot=200) for _ in range(12)])
+        # The replicate sd is known to about 1/sqrt(2 * 300) = 4 %, the mean of 12 bootstrap
+        # sds (each within about 15 % of its mean) to about 5 %: 25 % is over 3 combined errors.
+        assert boot.mean() == pytest.approx(replicates.std(ddof=1), rel=0.25)
+
+    def test_verdict_reports_it_and_flags_a_borderline_check(self):
+        from mrp_numpyro.diagnostics.verdicts import verdict
+
+        near = verdict(0.68, 0.05)
+        assert near.status is VerdictStatus.PASS and near.borderline and "within two sd of the 0.7 threshold" in near.message
+        assert verdict(1.05, 0.05).status is VerdictStatus.FAIL and "of the 1.0 threshold" in verdict(1.05, 0.05).message
+        far = verdict(0.2, 0.05)
+        assert far.status is VerdictStatus.PASS and not far.borderline and "sd of k-hat is 0.05" in far.message
+        assert verdict(0.68).message == verdict(0.68, float("nan")).message and not verdict(0.68).borderline

@@ -179,7 +179,31 @@ def test_command_line(fitted, files, tmp_path, capsys):
     assert summary["calibration"]["max_abs_error"] < 1e-6 and not (out / "INCOMPLETE").exists()
     state_eth = pd.read_csv(out / "estimates_state_eth.csv")
     assert set(state_eth.columns) >= {"state", "eth", "mean", "q5", "q95"}
-    # Never overwrites; bad input exits with 2 and a message.
-    assert main(argv) == 2 and "already holds run output" in capsys.readouterr().err
+    # Never overwrites; bad input exits with 2 and a message, and leaves no directory behind.
+    assert main(argv) == 2 and "never overwrites" in capsys.readouterr().err
     assert main([str(fitted), "--table", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x")]) == 2
-    assert "was not found" in capsys.readouterr().err
+    assert "was not found" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    bad = [
+        str(fitted),
+        "--table",
+        str(files / "table.csv"),
+        "--calibrate",
+        str(tmp_path / "nope.csv"),
+        "--out",
+        str(tmp_path / "y"),
+    ]
+    assert main(bad) == 2 and "calibration file" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_count_column_and_an_empty_table(fitted, files, tmp_path):
+    table = pd.read_csv(files / "table.csv")
+    voters = pd.read_csv(files / "voters.csv")
+    # A table with its own count column beside the fit's: --count chooses it.
+    both = table.assign(likely=voters["n"])
+    a = repoststratify(fitted, both, count="likely")
+    b = repoststratify(fitted, files / "voters.csv")
+    pd.testing.assert_frame_equal(a.tables["state"], b.tables["state"], check_exact=True)
+    with pytest.raises(DataError, match="no count column 'turnout'"):
+        repoststratify(fitted, both, count="turnout")
+    with pytest.raises(DataError, match="has no rows"):
+        repoststratify(fitted, table.iloc[:0])

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..checking import CellLoo, cell_loo, predictive_by_group
 from ..data.saved import save_fit_data
-from ..data.schema import MRPData
+from ..data.schema import DataError, MRPData
 from ..design.cells import Design, build_design
 from ..design.formula import parse_formula
 from ..design.priors import Priors
@@ -165,6 +165,7 @@ def prepare(cfg: DictConfig) -> Problem:
     design = build_design(spec, data)
     priors = Priors.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.model.priors, resolve=True)))
     timings["aggregate"] = time.perf_counter() - t
+    _predictive_columns(cfg, design, data)  # a misspelt checks.predictive fails before the fit
 
     t = time.perf_counter()
     key = jax.random.PRNGKey(int(cfg.seed))
@@ -227,6 +228,18 @@ def estimate(problem: Problem, fitted: Fit, cfg: DictConfig) -> Estimates:
     return Estimates(draws, tables, time.perf_counter() - t)
 
 
+def _predictive_columns(cfg: DictConfig, design: Design, data: MRPData) -> list[str]:
+    """The survey columns of the predictive checks: ``checks.predictive``, or every factor the formula uses."""
+    columns = (cfg.get("checks") or {}).get("predictive")
+    used = list(design.survey.cells.columns)
+    if columns is None:
+        return [c for c in data.schema.factors if c in used]
+    unknown = [str(c) for c in columns if str(c) not in used]
+    if unknown:
+        raise DataError(f"checks.predictive names column(s) {unknown} that the formula does not use; it uses {used}")
+    return [str(c) for c in columns]
+
+
 def check(problem: Problem, fitted: Fit, cfg: DictConfig) -> Checks:
     """Posterior predictive checks by group and cell-level PSIS-LOO (``cfg.checks``).
 
@@ -236,11 +249,7 @@ def check(problem: Problem, fitted: Fit, cfg: DictConfig) -> Checks:
     """
     t = time.perf_counter()
     settings = cfg.get("checks") or {}
-    columns = settings.get("predictive")
-    if columns is None:
-        used = set(problem.design.survey.cells.columns)
-        columns = [c for c in problem.data.schema.factors if c in used]
-    groupings = {str(c): [str(c)] for c in columns}
+    groupings = {c: [c] for c in _predictive_columns(cfg, problem.design, problem.data)}
     chunk = int(cfg.poststrat.chunk_size)
     # Intervals of replicated shares need far fewer draws than the estimates: every k-th draw.
     draws = fitted.draws
@@ -354,6 +363,11 @@ def write_run(
     save_fit_data(out, problem.data)
     if checks is not None:
         write_csv(out / "predictive_checks.csv", checks.predictive_table())
+        if checks.loo is not None:
+            # The Pareto k and elpd of every cell: which cells LOO cannot vouch for.
+            survey = problem.design.survey
+            cells = survey.cells.assign(trials=survey.trials, successes=survey.successes)
+            write_csv(out / "loo_cells.csv", cells.assign(elpd=checks.loo.elpd_i, pareto_k=checks.loo.pareto_k))
     write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates.groupings))
     method_files(fitted.diagnostics, out, fitted)
     summary["timings_s"]["write"] = round(time.perf_counter() - t, 4)

@@ -181,9 +181,17 @@ def repoststratify(
     cells, saved_areas, schema = load_fit_data(run_dir)
     what = "new poststratification table" if isinstance(table, pd.DataFrame) else f"poststratification table {Path(table).name!r}"
     frame = table if isinstance(table, pd.DataFrame) else read_table(table, "poststratification table")
+    if len(frame) == 0:
+        raise DataError(f"{what} has no rows")
+    # A table in the coding of the files the fit read: the config's renames of its table.
+    renames = OmegaConf.select(cfg, "data.columns.poststrat", default=None) or {}
+    frame = frame.rename(columns={old: new for old, new in renames.items() if old in frame.columns and new not in frame.columns})
     if count is not None:
         if count not in frame.columns:
             raise DataError(f"{what} has no count column {count!r}; it has {list(frame.columns)}")
+        if count != schema.count and schema.count in frame.columns:
+            log.info("%s: counts from %r, not from its column %r", what, count, schema.count)
+            frame = frame.drop(columns=[schema.count])
         frame = frame.rename(columns={count: schema.count})
     needed = [*schema.cell_columns, schema.count]
     missing = [c for c in needed if c not in frame.columns]

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .sampling import subsample
 from .schema import DataError, MRPData, SurveySchema, _examples
-from .validation import build_mrp_data, recode_outcome, validate_survey
+from .validation import build_mrp_data, check_survey_in_poststrat, recode_outcome, validate_poststrat, validate_survey
 
 __all__ = ["load_files", "read_table", "factor_text", "schema_from_config", "register_survey_format", "SURVEY_FORMATS"]
 
@@ -212,21 +212,30 @@ def _recode(
                     f"data.recode.{column} maps {k!r} to {v!r}; codes must not be missing (drop rows with data.exclude)"
                 )
             pairs[key] = value
-        # Two survey codes sent to one table code merge levels; if the table keeps both
-        # apart, the map is wrong (a copied line), not a deliberate collapse.
+        text = _as_text(survey[column])
+        # Codes not listed are kept, so they map to themselves. Two survey codes that reach
+        # one table level while another table level receives none merge levels the table
+        # keeps apart: a copied line of the map, not a deliberate collapse.
         if column in poststrat.columns:
             table_levels = set(poststrat[column].dropna())
-            targets: dict[str, list[str]] = {}
-            for k, v in pairs.items():
-                targets.setdefault(v, []).append(k)
-            for v, ks in targets.items():
-                clash = [k for k in ks if k in table_levels]
-                if len(clash) > 1 or (len(clash) == 1 and len(ks) > 1 and clash[0] != v):
+            reach: dict[str, set[str]] = {}
+            for code in set(text.dropna()):
+                reach.setdefault(pairs.get(code, code), set()).add(code)
+            starved = sorted(table_levels - set(reach), key=str)
+            merged = {v: sorted(ks, key=str) for v, ks in reach.items() if len(ks) > 1 and v in table_levels}
+            for v, ks in merged.items():
+                both = [k for k in ks if k in table_levels]
+                if len(both) > 1:
                     raise DataError(
-                        f"data.recode.{column} sends {ks} to {v!r}, but the poststratification table has "
-                        f"{sorted(set(clash) | ({v} & table_levels), key=str)} as separate levels of {column!r}"
+                        f"data.recode.{column} sends {ks} to {v!r}, but the poststratification table has {both} "
+                        f"as separate levels of {column!r}"
                     )
-        text = _as_text(survey[column])
+            if merged and starved:
+                v, ks = next(iter(merged.items()))
+                raise DataError(
+                    f"data.recode.{column} sends survey codes {ks} to {v!r}, while the poststratification table's "
+                    f"{column} level(s) {starved} receive no code; check the map for a copied line"
+                )
         touched = {k: int((text == k).sum()) for k in pairs}
         survey[column] = text.map(lambda t, p=pairs: p.get(t, t) if t is not None else None)
         shown = ", ".join(f"{k!r}->{v!r} ({touched[k]})" for k, v in pairs.items())
@@ -325,8 +334,17 @@ def load_files(
     if outcome_map is not None:
         if resolved.trials is not None:
             raise DataError("data.outcome_map recodes answers of respondents; a pre-aggregated survey (schema.trials) has counts")
-        survey = recode_outcome(survey, resolved.outcome, outcome_map, what=survey_what)
+        # Answers compared as text, as codes are: a Parquet "1" and a YAML 1 are one answer.
+        if resolved.outcome not in survey.columns:
+            raise DataError(f"{survey_what} is missing the outcome column {resolved.outcome!r}; it has {list(survey.columns)}")
+        survey = survey.assign(**{resolved.outcome: _as_text(survey[resolved.outcome])})
+        survey = recode_outcome(survey, resolved.outcome, {_text(k): v for k, v in outcome_map.items()}, what=survey_what)
     survey = validate_survey(survey.reset_index(drop=True), resolved, what=survey_what)
+    # Every respondent's levels against the table too, before the subsample: a file is
+    # accepted or not whatever the seed.
+    check_survey_in_poststrat(
+        survey, validate_poststrat(poststrat, resolved, names["poststrat"]), resolved, survey_what, names["poststrat"]
+    )
     if n is not None and resolved.trials is not None:
         raise DataError(
             f"data.n={n} subsamples respondents, but {survey_what} is pre-aggregated (schema.trials={resolved.trials!r}); "

@@ -41,7 +41,11 @@ def save_fit_data(out: str | Path, data: MRPData) -> list[Path]:
     """Write the survey's cells, the area table and the schema into a run directory."""
     out = Path(out)
     cells, schema = survey_cells(data)
-    paths = [write_json(out / FIT_DATA_FILES["schema"], schema.to_dict()), write_csv(out / FIT_DATA_FILES["cells"], cells)]
+    # Levels as text, as the cells are written and as any table is read back.
+    saved = schema.to_dict()
+    for key in ("factors", "area_factors"):
+        saved[key] = {c: [str(v) for v in levels] for c, levels in saved[key].items()}
+    paths = [write_json(out / FIT_DATA_FILES["schema"], saved), write_csv(out / FIT_DATA_FILES["cells"], cells)]
     if data.areas is not None:
         paths.append(write_csv(out / FIT_DATA_FILES["areas"], data.areas))
     return paths

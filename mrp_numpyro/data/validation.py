@@ -214,7 +214,13 @@ def join_area_predictors(df: pd.DataFrame, area_table: pd.DataFrame, schema: Sur
     return out
 
 
-def check_survey_in_poststrat(survey: pd.DataFrame, poststrat: pd.DataFrame, schema: SurveySchema) -> list[str]:
+def check_survey_in_poststrat(
+    survey: pd.DataFrame,
+    poststrat: pd.DataFrame,
+    schema: SurveySchema,
+    what: str = "survey",
+    table: str = "poststratification table",
+) -> list[str]:
     """Check that survey levels appear in the table; return notes on table-only levels.
 
     A survey level that the table lacks cannot be poststratified and is an error. A
@@ -228,8 +234,7 @@ def check_survey_in_poststrat(survey: pd.DataFrame, poststrat: pd.DataFrame, sch
         absent = in_survey - in_table
         if absent:
             raise DataError(
-                f"survey column {col!r} has level(s) absent from the poststratification table: "
-                f"{_examples(sorted(absent, key=str))}{_RECODE_HINT}"
+                f"{what} column {col!r} has level(s) absent from the {table}: {_examples(sorted(absent, key=str))}{_RECODE_HINT}"
             )
         unseen = in_table - in_survey
         if unseen:
@@ -261,11 +266,13 @@ def build_mrp_data(
     survey = validate_survey(survey, schema, names.get("survey", "survey"))
     what = names.get("poststrat", "poststratification table")
     poststrat = validate_poststrat(poststrat, schema, what, every_area=complete_table)
-    extra = check_survey_in_poststrat(survey, poststrat, schema) if complete_table else []
+    extra = check_survey_in_poststrat(survey, poststrat, schema, names.get("survey", "survey"), what) if complete_table else []
     areas = None
     if schema.area_columns:
         if area_table is None:
-            raise DataError(f"the schema names area predictors {list(schema.area_columns)} but no area table was given")
+            raise DataError(
+                f"the schema names area predictors {list(schema.area_columns)} but no area table was given (data.predictors_file)"
+            )
         areas = validate_area_table(area_table, schema, names.get("areas", "area predictor table"))
         survey = join_area_predictors(survey, areas, schema)
         poststrat = join_area_predictors(poststrat, areas, schema)

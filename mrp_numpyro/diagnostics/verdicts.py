@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from .pareto import KHAT_BAD, KHAT_GOOD
 
 __all__ = ["Verdict", "VerdictStatus", "verdict"]
@@ -37,6 +39,14 @@ class Verdict:
     status: VerdictStatus
     khat: float
     message: str
+    khat_spread: float = float("nan")
+
+    @property
+    def borderline(self) -> bool:
+        """Whether k-hat lies within two Monte Carlo sd of a threshold, where a repeated check may differ."""
+        return bool(np.isfinite(self.khat_spread)) and any(
+            abs(self.khat - t) < 2 * self.khat_spread for t in (KHAT_GOOD, KHAT_BAD)
+        )
 
     @property
     def passed(self) -> bool:
@@ -44,8 +54,25 @@ class Verdict:
         return self.status is VerdictStatus.PASS
 
 
-def verdict(khat: float) -> Verdict:
-    """Plain-language reliability verdict from the Pareto k-hat of a variational fit."""
+def verdict(khat: float, spread: float | None = None) -> Verdict:
+    """Plain-language reliability verdict from the Pareto k-hat of a variational fit.
+
+    With ``spread``, k-hat's Monte Carlo sd (:func:`~mrp_numpyro.diagnostics.pareto.khat_spread`),
+    the message gives it, and says so when k-hat is within two sd of a threshold: the status
+    is still decided by k-hat itself, but a check with fresh draws may give the neighbouring one.
+    """
+    base = _verdict(khat)
+    if spread is None or not np.isfinite(spread):
+        return base
+    out = Verdict(base.status, khat, base.message, float(spread))
+    note = f" The Monte Carlo sd of k-hat is {spread:.2f} (bootstrap)."
+    if out.borderline:
+        near = min((KHAT_GOOD, KHAT_BAD), key=lambda t: abs(khat - t))
+        note += f" K-hat is within two sd of the {near} threshold: a check with fresh draws may give the neighbouring verdict."
+    return Verdict(base.status, khat, base.message + note, float(spread))
+
+
+def _verdict(khat: float) -> Verdict:
     if khat < KHAT_GOOD:
         return Verdict(
             VerdictStatus.PASS,

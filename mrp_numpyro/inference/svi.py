@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from numpyro.infer import SVI, Trace_ELBO
 
-from ..diagnostics.pareto import KHAT_GOOD, PSIS, importance_resample, psis
+from ..diagnostics.pareto import KHAT_GOOD, PSIS, importance_resample, khat_spread, psis
 from ..diagnostics.verdicts import Verdict, verdict
 from ..model.base import MRPModel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
@@ -86,6 +86,8 @@ class SVIDiagnostics(Record):
     elbo_window: int
     nonfinite_steps: int
     khat: float
+    # Bootstrap sd of k-hat: how far a check with fresh draws may move it.
+    khat_spread: float
     psis_ess: float
     importance_resampled: bool
     distinct_draws: int
@@ -207,6 +209,11 @@ def check(model: MRPModel, optimised: Optimised, rng_key: jax.Array, num_draws: 
     return Checked(draws, log_ratios, psis(log_ratios))
 
 
+def _key_bits(rng_key: jax.Array) -> np.ndarray:
+    """The bits of a JAX key, typed or raw, to seed NumPy's generator with."""
+    return np.asarray(jax.random.key_data(rng_key) if jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key) else rng_key)
+
+
 def correct(checked: Checked, rng_key: jax.Array, num_draws: int, importance_resampling: bool = True) -> tuple[dict, bool, int]:
     """``num_draws`` of the checked draws: resampled by their importance weights where k-hat allows.
 
@@ -222,9 +229,9 @@ def correct(checked: Checked, rng_key: jax.Array, num_draws: int, importance_res
     """
     if not (importance_resampling and checked.weights.khat < KHAT_GOOD):
         return {k: v[:num_draws] for k, v in checked.draws.items()}, False, num_draws
-    # NumPy's generator seeded from the key's bits: typed and raw keys alike.
-    bits = np.asarray(jax.random.key_data(rng_key) if jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key) else rng_key)
-    draws, idx = importance_resample(checked.draws, checked.weights.log_weights, np.random.default_rng(bits), size=num_draws)
+    draws, idx = importance_resample(
+        checked.draws, checked.weights.log_weights, np.random.default_rng(_key_bits(rng_key)), size=num_draws
+    )
     return draws, True, int(len(np.unique(idx)))
 
 
@@ -321,16 +328,24 @@ class SVIMethod:
             progress_bar=progress_bar,
         )
         checked = check(model, optimised, key_draw, psis_draws)
+        spread = khat_spread(checked.log_ratios, np.random.default_rng(_key_bits(jax.random.fold_in(key_draw, 1))))
         draws, resampled, distinct = correct(checked, key_resample, self.num_draws, self.importance_resampling)
         draws = model.effects(draws, key_effects)
         seconds = time.perf_counter() - start
-        diagnostics = self._diagnostics(optimised, checked, resampled, distinct, psis_draws, seconds)
+        diagnostics = self._diagnostics(optimised, checked, spread, resampled, distinct, psis_draws, seconds)
         (log.info if diagnostics.verdict.passed else log.warning)("SVI verdict: %s", diagnostics.verdict.message)
         traces = {"elbo": -optimised.losses, "log_ratios": checked.log_ratios}
         return Fit(self.name, {k: v[None] for k, v in draws.items()}, diagnostics, seconds, traces, label=self.label)
 
     def _diagnostics(
-        self, optimised: Optimised, checked: Checked, resampled: bool, distinct: int, psis_draws: int, seconds: float
+        self,
+        optimised: Optimised,
+        checked: Checked,
+        spread: float,
+        resampled: bool,
+        distinct: int,
+        psis_draws: int,
+        seconds: float,
     ) -> SVIDiagnostics:
         plateau, last = optimised.plateau, optimised.last
         return SVIDiagnostics(
@@ -350,10 +365,11 @@ class SVIMethod:
             elbo_window=int(len(plateau.losses[-1])),
             nonfinite_steps=int((~np.isfinite(optimised.losses)).sum()),
             khat=checked.weights.khat,
+            khat_spread=spread,
             psis_ess=checked.weights.ess,
             importance_resampled=resampled,
             distinct_draws=distinct,
-            verdict=verdict(checked.weights.khat),
+            verdict=verdict(checked.weights.khat, spread),
             # Set-up, compilation and steps; then the PSIS check, draws and effects.
             optimise_s=optimised.seconds,
             check_s=seconds - optimised.seconds,
