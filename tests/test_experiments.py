@@ -149,3 +149,12 @@ def test_guide_health_traces_the_condition_and_the_inversion_of_the_default_guid
     rows = load("guide_health").trace_health(["data.n=2000", "budget.svi_steps=1000"], steps=100, chunk=50)
     assert [r["steps"] for r in rows] == [50, 100]
     assert all(r["elbo_median"] < 0 and 1 <= r["condition"] < 1e4 and r["inversion_error"] < 1e-3 for r in rows)
+
+
+def test_verdict_stability_smoke():
+    module = load("verdict_stability")
+    table, ratios = module.repeated_checks(["experiment=fast"], repeats=4, draws=300)
+    assert len(table) == 4 and all(len(r) == 300 for r in ratios) and (table["khat_spread"] > 0).all()
+    summary = module.summary(table, ratios, pool=2)
+    assert list(summary["draws per check"]) == [300, 600] and list(summary["checks"]) == [4, 2]
+    assert 0.5 <= summary["verdict agreement"].iloc[0] <= 1

@@ -94,6 +94,14 @@ class TestForeignSurvey:
         notes = "\n".join(data.notes)
         assert "dropped 25 of 3025 row(s)" in notes and "recode eth: 3000 of 3000 row(s) changed" in notes
 
+    def test_the_cces_in_another_coding_equals_the_case_study_path(self, data_dir, tmp_path):
+        """The full 2018 CCES written in the foreign coding and read back by the README's YAML."""
+        cces = load_cces18(data_dir)
+        _writer().write(tmp_path, cces, seed=2)
+        data = load_files(**(readme_config() | {"dir": str(tmp_path)}))
+        pd.testing.assert_frame_equal(_table_columns(data.survey), _table_columns(cces.survey))
+        _assert_same_design(_design(data), _design(cces))
+
     def test_crosstab_rows_fit_the_same_cells(self, foreign, synthetic):
         _, cfg = foreign
         crosstab = cfg | {"survey_file": "my_crosstab.csv", "exclude": {}, "outcome_map": None}

@@ -12,7 +12,7 @@ def test_default_formula():
     spec = parse_formula(DEFAULT)
     assert spec.response == "abortion"
     assert spec.intercept
-    assert spec.fixed == (FixedTerm("male", False), FixedTerm("repvote", False), FixedTerm("region", True))
+    assert spec.fixed == (FixedTerm(("male",), (False,)), FixedTerm(("repvote",), (False,)), FixedTerm(("region",), (True,)))
     assert [g.name for g in spec.groups] == ["state", "eth", "educ", "age", "male:eth", "educ:age", "educ:eth"]
     assert spec.groups[4] == GroupTerm(("male", "eth"))
     assert set(spec.columns) == {"state", "eth", "educ", "age", "male", "repvote", "region"}
@@ -26,7 +26,7 @@ def test_original_rstanarm_formula_without_age():
 
 def test_c_is_categorical():
     spec = parse_formula("y ~ C(region) + (1 | state)")
-    assert spec.fixed == (FixedTerm("region", True),)
+    assert spec.fixed == (FixedTerm(("region",), (True,)),)
 
 
 @pytest.mark.parametrize("formula", ["y ~ 0 + male + (1 | state)", "y ~ male - 1 + (1 | state)"])
@@ -39,7 +39,6 @@ def test_removing_the_intercept_is_an_error(formula):
     "formula, message",
     [
         ("y ~ (male | state)", "varying slopes"),
-        ("y ~ x:z", "interaction"),
         ("y ~ log(x)", "unsupported function call"),
         ("y ~ (1 | ", "could not parse"),
     ],

@@ -155,7 +155,7 @@ GROUP_TERMS = [
     "state:age",
     "eth:age",
 ]
-FIXED_TERMS = ["male", "repvote", "factor(region)"]
+FIXED_TERMS = ["male", "repvote", "factor(region)", "male:repvote", "male:factor(region)"]
 
 
 @pytest.fixture(scope="module")

@@ -202,7 +202,7 @@ def repoststratify(
         )
     frame = factor_text(frame, [*schema.factors, *schema.area_factors])
     spec = parse_formula(str(cfg.model.formula), columns=[*cells.columns, *schema.area_columns])
-    fixed_factors = {t.column for t in spec.fixed if t.column in schema.factors or t.column in schema.area_factors}
+    fixed_factors = {c for t in spec.fixed for c in t.columns if c in schema.factors or c in schema.area_factors}
     extended, notes = _extended_schema(schema, frame, fixed_factors, what)
     areas = _area_table(frame, saved_areas, extended, what)
     keep = [*needed, *(c for c in extended.area_columns if c not in needed)]

@@ -14,6 +14,8 @@ The population and the true parameters depend on ``seed`` only; the survey depen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -116,7 +118,7 @@ def _true_logits(
     return eta, fixed, effects
 
 
-def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
+def load_synthetic(n: int = 10_000, seed: int = 0, interactions: Mapping[str, float] | None = None) -> MRPData:
     """Generate the synthetic CCES-shaped survey, its population table and the truth.
 
     Parameters
@@ -125,6 +127,10 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
         Number of respondents (1,000 to several million).
     seed : int
         Seed of the population, the true parameters and the survey.
+    interactions : mapping of str to float, optional
+        True coefficients of population-level interactions of the numeric columns, e.g.
+        ``{"male:repvote": 1.5}`` (``male`` times ``repvote``), added to the true logits and to
+        ``truth.fixed``; none by default.
 
     Returns
     -------
@@ -135,6 +141,14 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
     pop_rng = np.random.default_rng([seed, 0])
     area, cells, codes, propensity = _population(pop_rng)
     eta, fixed, effects = _true_logits(pop_rng, area, cells, codes)
+    numeric = {"male": cells["male"].to_numpy(), "repvote": area["repvote"].to_numpy()[codes["state"]]}
+    for name, coef in (interactions or {}).items():
+        parts = name.split(":")
+        unknown = [c for c in parts if c not in numeric]
+        if len(parts) < 2 or unknown:
+            raise ValueError(f"interaction {name!r}: write products of {sorted(numeric)} joined by ':'")
+        eta = eta + coef * np.prod([numeric[c] for c in parts], axis=0)
+        fixed[name] = float(coef)
     p = 1.0 / (1.0 + np.exp(-eta))
     N = cells["n"].to_numpy()
 
@@ -148,6 +162,8 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
         effects=effects,
     )
 
+    extra = f", interactions={dict(interactions)}" if interactions else ""
+    source = f"synthetic(n={n}, seed={seed}{extra})"
     survey_rng = np.random.default_rng([seed, 1, n])
     weight = N * propensity
     counts = survey_rng.multinomial(n, weight / weight.sum())
@@ -160,4 +176,4 @@ def load_synthetic(n: int = 10_000, seed: int = 0) -> MRPData:
     rows, y = rows[order], y[order]
     survey = cells.iloc[rows, :5].reset_index(drop=True)
     survey.insert(0, "abortion", y)
-    return build_mrp_data(survey, cells, area, SYNTHETIC_SCHEMA, source=f"synthetic(n={n}, seed={seed})", truth=truth)
+    return build_mrp_data(survey, cells, area, SYNTHETIC_SCHEMA, source=source, truth=truth)

@@ -168,20 +168,51 @@ def aggregate_cells(
 def _fixed_block(
     spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple], categorical: set[str]
 ) -> tuple[tuple[str, ...], np.ndarray]:
+    """Population-level columns: each term's product of its columns' codings.
+
+    A numeric column is itself; a categorical one is dummy-coded against its first level
+    when the term without it (its margin; the intercept for a main effect) is also in the
+    formula, and by one indicator per level when it is not, as R's ``model.matrix`` does:
+    ``x + x:factor(f)`` has ``x:f[b], x:f[c]``, ``x:factor(f)`` alone ``x:f[a], x:f[b], x:f[c]``.
+    """
+    present: set[frozenset[str]] = {frozenset(t.columns) for t in spec.fixed} | {frozenset()}
     names: list[str] = []
     columns: list[np.ndarray] = []
-    for term in spec.fixed:
-        lv = levels[term.column]
-        if term.categorical or term.column in categorical:
-            for j, level in enumerate(lv[1:], start=1):
-                names.append(f"{term.column}[{level}]")
-                columns.append((codes[term.column] == j).astype(float))
-        else:
-            names.append(term.column)
-            columns.append(np.asarray(lv, dtype=float)[codes[term.column]])
     n = len(next(iter(codes.values()))) if codes else 0
+    for term in spec.fixed:
+        parts: list[list[tuple[str, np.ndarray]]] = []
+        full: list[str] = []
+        for col, forced in zip(term.columns, term.categorical, strict=True):
+            lv = levels[col]
+            if forced or col in categorical:
+                margin = frozenset(term.columns) - {col}
+                first = 1 if margin in present else 0
+                if first == 0:
+                    full.append(col)
+                parts.append([(f"{col}[{level}]", (codes[col] == j).astype(float)) for j, level in enumerate(lv) if j >= first])
+            else:
+                parts.append([(col, np.asarray(lv, dtype=float)[codes[col]])])
+        if len(full) > 1:
+            raise DataError(
+                f"the interaction {term.name} has no main effects for {full}; add all but one of "
+                f"{[f'factor({c})' for c in full]} to the formula, as R would need to code it"
+            )
+        for combo in _product(parts):
+            names.append(":".join(name for name, _ in combo))
+            values = combo[0][1]
+            for _, v in combo[1:]:
+                values = values * v
+            columns.append(values)
     X = np.stack(columns, axis=1) if columns else np.zeros((n, 0))
     return tuple(names), X
+
+
+def _product(parts: list[list[tuple[str, np.ndarray]]]) -> list[list[tuple[str, np.ndarray]]]:
+    """Every combination of one coding column per component, the first component slowest."""
+    combos: list[list[tuple[str, np.ndarray]]] = [[]]
+    for options in parts:
+        combos = [combo + [option] for combo in combos for option in options]
+    return combos
 
 
 def _group_block(

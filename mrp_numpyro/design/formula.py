@@ -2,9 +2,11 @@
 
 Supported terms: an intercept (always present; ``0 +`` or ``- 1`` is an error), numeric fixed effects
 (``male``), categorical fixed effects (``factor(region)`` or ``C(region)``, treatment-coded
-with the schema's first level as baseline) and varying intercepts of a factor or of an
-interaction of factors (``(1 | state)``, ``(1 | male:eth)``). Varying slopes and products of
-numeric predictors are rejected with an error that says so.
+with the schema's first level as baseline), population-level interactions of any of them
+(``male:repvote``, ``male:factor(region)``, ``factor(eth):factor(region)``, coded as R's
+``model.matrix`` codes them, :func:`~mrp_numpyro.design.cells.build_design`) and varying
+intercepts of a factor or of an interaction of factors (``(1 | state)``, ``(1 | male:eth)``).
+Varying slopes are rejected with an error that says so.
 """
 
 from __future__ import annotations
@@ -27,10 +29,31 @@ class FormulaError(ValueError):
 
 @dataclass(frozen=True)
 class FixedTerm:
-    """A population-level term: a numeric column, or a categorical one to dummy-code."""
+    """A population-level term: one column, or the interaction (product) of several.
 
-    column: str
-    categorical: bool
+    Attributes
+    ----------
+    columns : tuple of str
+        The term's columns, in formula order (one for a main effect).
+    categorical : tuple of bool
+        Whether each column was written ``factor(...)``; a column the schema declares
+        categorical is dummy-coded either way.
+    """
+
+    columns: tuple[str, ...]
+    categorical: tuple[bool, ...]
+
+    @property
+    def column(self) -> str:
+        """The column of a main effect."""
+        if len(self.columns) != 1:
+            raise ValueError(f"the interaction {self.name} has columns {self.columns}, not one column")
+        return self.columns[0]
+
+    @property
+    def name(self) -> str:
+        """The term's name: its columns joined by ``:``."""
+        return ":".join(self.columns)
 
 
 @dataclass(frozen=True)
@@ -59,7 +82,7 @@ class ModelSpec:
     def columns(self) -> tuple[str, ...]:
         """Predictor columns the formula uses, in first-use order."""
         cols: list[str] = []
-        for c in [t.column for t in self.fixed] + [c for g in self.groups for c in g.columns]:
+        for c in [c for t in self.fixed for c in t.columns] + [c for g in self.groups for c in g.columns]:
             if c not in cols:
                 cols.append(c)
         return tuple(cols)
@@ -108,13 +131,8 @@ def parse_formula(formula: str, columns: Iterable[str] | None = None) -> ModelSp
             cols = tuple(_component_column(c, formula)[0] for c in term.factor.components)
             groups.append(GroupTerm(cols))
         elif isinstance(term, Term):
-            if len(term.components) != 1:
-                raise FormulaError(
-                    f"interaction {term} of population-level terms is not supported; "
-                    f"model interactions of factors as varying intercepts, e.g. (1 | {':'.join(c.name for c in term.components)})"
-                )
-            col, categorical = _component_column(term.components[0], formula)
-            fixed.append(FixedTerm(col, categorical))
+            parts = [_component_column(c, formula) for c in term.components]
+            fixed.append(FixedTerm(tuple(c for c, _ in parts), tuple(k for _, k in parts)))
         else:  # pragma: no cover - formulae may add term kinds
             raise FormulaError(f"unsupported term {term!r} in formula {formula!r}")
     if not intercept:
