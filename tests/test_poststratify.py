@@ -153,3 +153,37 @@ def test_logistic_in_place_matches_scipy_expit_over_the_range_of_logits():
     got = _expit_inplace(x32.copy())
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expit(x32.astype(np.float64)), rtol=1e-6, atol=1.2e-7)
+
+
+def test_memory_follows_the_chunk_not_the_number_of_groups():
+    """3,000 groups of 12,000 cells: the largest allocation is a chunk's, not a cells x groups matrix.
+
+    Dense, the weights would be 12,000 x 3,000 float64 (288 MB); the peak traced by
+    tracemalloc (NumPy and SciPy allocate through it) must stay within the output (draws x
+    groups), the table's design matrix (cells x parameters, from which the blocks are found
+    once), a few chunk-sized (cells x chunk) arrays and 4 MB for the rest.
+    """
+    import dataclasses
+    import tracemalloc
+
+    from mrp_numpyro.poststratification import poststratify_draws
+
+    formula = "abortion ~ (1 | state) + (1 | eth) + (1 | educ:age) + repvote"
+    design, draws = _design_and_random_draws(2000, 5, formula, chains=1, draws_per_chain=200, sd_scale=0.3)
+    post = design.poststrat
+    cells = post.cells.assign(county=np.arange(post.n_cells) % 3000)
+    design = dataclasses.replace(design, poststrat=dataclasses.replace(post, cells=cells))
+    draws = {k: v.astype(np.float32) for k, v in draws.items()}
+    peaks = {}
+    for chunk in (20, 100):
+        tracemalloc.start()
+        got = poststratify_draws(draws, design, {"county": ["county"], "national": []}, chunk_size=chunk)
+        peaks[chunk] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert got["county"].draws.shape == (1, 200, 3000)
+    output = 200 * 3000 * 8
+    design_matrix = post.n_cells * design.layout.size * 8
+    for chunk, peak in peaks.items():
+        assert peak < output + design_matrix + 8 * post.n_cells * chunk * 8 + 4e6, (chunk, peak)
+    # Well under a tenth of the dense weights alone, at either chunk size.
+    assert max(peaks.values()) < 288e6 / 10
