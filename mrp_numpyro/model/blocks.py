@@ -116,7 +116,6 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
     CellBlocks
     """
     s = design.survey if cells is None else cells
-    D = design.design_matrix(s)
     p = s.X.shape[1]
     n_cells = s.n_cells
     # Codes over the cells of every term of the layout: the intercept (one value), each
@@ -150,8 +149,10 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
         # The first cell of each combination stands for all of them (their rows are equal).
         first[inverse[::-1]] = np.arange(n_cells)[::-1]
         block_cols = np.asarray(sorted(cols))
-        E = np.zeros((count, D.shape[1]))
-        E[:, block_cols] = D[first][:, block_cols]
+        # Only these rows of the design matrix are built: combinations x parameters, where
+        # the whole of it (cells x parameters) would be 20 GB for a county table.
+        E = np.zeros((count, design.layout.size))
+        E[:, block_cols] = design.layout.design_matrix(s.X[first], s.group_index[first])[:, block_cols]
         rows.append(E)
         index.append(inverse)
         columns.append(block_cols)
