@@ -26,7 +26,7 @@ from mrp_numpyro import compose_config, prepare
 from mrp_numpyro.app.tables import markdown
 from mrp_numpyro.diagnostics import psis, verdict
 from mrp_numpyro.diagnostics.pareto import khat_spread
-from mrp_numpyro.inference.svi import check, optimise
+from mrp_numpyro.inference.svi import check
 
 
 def repeated_checks(overrides: list[str], repeats: int, draws: int, seed: int = 0) -> tuple[pd.DataFrame, list[np.ndarray]]:
@@ -35,17 +35,7 @@ def repeated_checks(overrides: list[str], repeats: int, draws: int, seed: int = 
     problem = prepare(cfg)
     method = instantiate(cfg.inference)
     t = time.perf_counter()
-    optimised = optimise(
-        problem.model,
-        problem.rng_key,
-        guide=method.guide,
-        optimizer=method.optimizer,
-        elbo=method.elbo,
-        num_steps=method.num_steps,
-        num_particles=method.num_particles,
-        check_every=method.check_every,
-        plateau_rtol=method.plateau_rtol,
-    )
+    optimised = method.optimise(problem.model, problem.rng_key)
     print(f"fitted in {time.perf_counter() - t:.1f} s; {repeats} checks of {draws} draws each")
     rows, ratios = [], []
     rng = np.random.default_rng(seed)

@@ -26,7 +26,7 @@ from .app import report
 from .app.repoststratify import Repoststratified, repoststratify, summary_of
 from .app.rundir import run_directory
 from .calibration import Calibration, read_targets
-from .data.saved import load_fit_data
+from .data.saved import load_schema
 from .data.schema import DataError
 from .labelled import poststrat_dataset
 from .outputs import write_csv, write_json, write_netcdf
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
     out = args.out or args.run_dir / f"poststratify-{args.table.stem}"
     try:
-        _, _, schema = load_fit_data(args.run_dir)
+        schema = load_schema(args.run_dir)
         calibration: Calibration | None = None
         if args.calibrate is not None:
             calibration = read_targets(str(args.calibrate), args.calibrate_column or schema.area, args.target_column)

@@ -19,7 +19,7 @@ import pandas as pd
 from ..outputs import write_csv, write_json
 from .schema import DataError, MRPData, SurveySchema
 
-__all__ = ["FIT_DATA_FILES", "survey_cells", "save_fit_data", "load_fit_data"]
+__all__ = ["FIT_DATA_FILES", "survey_cells", "save_fit_data", "load_schema", "load_fit_data"]
 
 FIT_DATA_FILES = {"schema": "schema.json", "cells": "survey_cells.csv", "areas": "areas.csv"}
 
@@ -51,16 +51,21 @@ def save_fit_data(out: str | Path, data: MRPData) -> list[Path]:
     return paths
 
 
-def load_fit_data(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, SurveySchema]:
-    """Read what :func:`save_fit_data` wrote: survey cells, area table (or None) and schema."""
-    run_dir = Path(run_dir)
-    path = run_dir / FIT_DATA_FILES["schema"]
+def load_schema(run_dir: str | Path) -> SurveySchema:
+    """The schema a run directory saved, alone (without reading its cells)."""
+    path = Path(run_dir) / FIT_DATA_FILES["schema"]
     if not path.is_file():
         raise DataError(
             f"{run_dir} has no {FIT_DATA_FILES['schema']}: it is not a finished run directory, "
             "or it was written by a version that did not save the survey's cells"
         )
-    schema = SurveySchema.from_dict(json.loads(path.read_text()))
+    return SurveySchema.from_dict(json.loads(path.read_text()))
+
+
+def load_fit_data(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, SurveySchema]:
+    """Read what :func:`save_fit_data` wrote: survey cells, area table (or None) and schema."""
+    run_dir = Path(run_dir)
+    schema = load_schema(run_dir)
     text = {c: str for c in (*schema.factors, *schema.area_factors)}
     cells = pd.read_csv(run_dir / FIT_DATA_FILES["cells"], dtype=text, keep_default_na=False)
     areas_path = run_dir / FIT_DATA_FILES["areas"]

@@ -309,13 +309,13 @@ class SVIMethod:
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
         return self._fit(model, rng_key, progress_bar, path)
 
-    def _fit(self, model: MRPModel, rng_key: jax.Array, progress_bar: bool, checkpoint_path: Path | None) -> Fit:
-        psis_draws = self.num_draws if self.psis_draws is None else self.psis_draws
-        key_init, key_draw, key_resample, key_effects = jax.random.split(rng_key, 4)
-        start = time.perf_counter()
-        optimised = optimise(
+    def optimise(
+        self, model: MRPModel, rng_key: jax.Array, *, progress_bar: bool = False, checkpoint_path: Path | None = None
+    ) -> Optimised:
+        """The first stage of :meth:`fit` alone, with this method's settings (:func:`mrp_numpyro.inference.svi.optimise`)."""
+        return optimise(
             model,
-            key_init,
+            rng_key,
             guide=self.guide,
             optimizer=self.optimizer,
             elbo=self.elbo,
@@ -327,6 +327,12 @@ class SVIMethod:
             resume_from=self.resume_from,
             progress_bar=progress_bar,
         )
+
+    def _fit(self, model: MRPModel, rng_key: jax.Array, progress_bar: bool, checkpoint_path: Path | None) -> Fit:
+        psis_draws = self.num_draws if self.psis_draws is None else self.psis_draws
+        key_init, key_draw, key_resample, key_effects = jax.random.split(rng_key, 4)
+        start = time.perf_counter()
+        optimised = self.optimise(model, key_init, progress_bar=progress_bar, checkpoint_path=checkpoint_path)
         checked = check(model, optimised, key_draw, psis_draws)
         spread = khat_spread(checked.log_ratios, np.random.default_rng(_key_bits(jax.random.fold_in(key_draw, 1))))
         draws, resampled, distinct = correct(checked, key_resample, self.num_draws, self.importance_resampling)
