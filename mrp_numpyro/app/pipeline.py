@@ -162,7 +162,7 @@ def prepare(cfg: DictConfig) -> Problem:
 
     t = time.perf_counter()
     spec = parse_formula(cfg.model.formula, columns=data.survey.columns)
-    design = build_design(spec, data)
+    design = build_design(spec, data, adjacency=cfg.model.get("adjacency"))
     priors = Priors.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.model.priors, resolve=True)))
     timings["aggregate"] = time.perf_counter() - t
     _predictive_columns(cfg, design, data)  # a misspelt checks.predictive fails before the fit

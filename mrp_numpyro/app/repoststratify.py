@@ -82,7 +82,7 @@ def _extended_schema(
         if column in fixed_factors:
             raise DataError(
                 f"{what} column {column!r} has level(s) {new} that the fit never saw; {column} enters the model as "
-                "population-level coefficients, which have no value for a new level"
+                "population-level coefficients or under a structured prior, which have no value for a new level"
             )
         factors[column] = tuple(levels) + tuple(new)
         notes.append(f"{column}: level(s) {new} of the table are not in the fit")
@@ -203,6 +203,8 @@ def repoststratify(
     frame = factor_text(frame, [*schema.factors, *schema.area_factors])
     spec = parse_formula(str(cfg.model.formula), columns=[*cells.columns, *schema.area_columns])
     fixed_factors = {c for t in spec.fixed for c in t.columns if c in schema.factors or c in schema.area_factors}
+    # A structured prior is a joint prior over the levels it was fitted with: a new one has no place in it.
+    fixed_factors |= {g.columns[0] for g in spec.groups if g.structure != "iid"}
     extended, notes = _extended_schema(schema, frame, fixed_factors, what)
     areas = _area_table(frame, saved_areas, extended, what)
     keep = [*needed, *(c for c in extended.area_columns if c not in needed)]
@@ -224,7 +226,7 @@ def repoststratify(
                 f"{calibration.source} names {calibration.column} value(s) {unknown} that {what} lacks; "
                 f"it has {sorted(set(frame[calibration.column].dropna().astype(str)))[:10]}"
             )
-    design = build_design(spec, data)
+    design = build_design(spec, data, adjacency=cfg.model.get("adjacency"))
     posterior = xr.open_dataset(run_dir / "posterior.nc", group="posterior")
     draws, new_levels = _draws(posterior.load(), design, np.random.default_rng(seed))
     posterior.close()

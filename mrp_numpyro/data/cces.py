@@ -25,6 +25,7 @@ CCES18_SCHEMA = SurveySchema(
     area_factors={"region": REGIONS},
     area_numeric=("repvote",),
     count="n",
+    ordered=("age", "educ"),
 )
 
 RAW_COLUMNS = ("inputstate", "gender", "birthyr", "race", "educ", "CC18_321d")

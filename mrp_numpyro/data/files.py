@@ -101,11 +101,11 @@ def schema_from_config(
     spec : mapping
         ``outcome``, ``area``, ``factors`` (column -> list of levels, or null to take the
         sorted levels of the poststratification table), ``numeric``, ``area_factors`` (null
-        levels come from the area table), ``area_numeric``, ``count`` and ``trials``.
+        levels come from the area table), ``area_numeric``, ``count``, ``trials`` and ``ordered``.
     poststrat, areas : pandas.DataFrame, optional
         The tables levels are taken from where ``spec`` gives none, already renamed and as text.
     """
-    known = {"outcome", "area", "factors", "numeric", "area_factors", "area_numeric", "count", "trials"}
+    known = {"outcome", "area", "factors", "numeric", "area_factors", "area_numeric", "count", "trials", "ordered"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise DataError(f"data.schema has unknown key(s) {unknown}; the keys are {sorted(known)}")
@@ -131,6 +131,7 @@ def schema_from_config(
             area_numeric=tuple(spec.get("area_numeric") or ()),
             count=spec.get("count") or "N",
             trials=spec.get("trials"),
+            ordered=tuple(spec.get("ordered") or ()),
         )
     except ValueError as err:
         if isinstance(err, DataError):

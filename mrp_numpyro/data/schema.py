@@ -57,6 +57,9 @@ class SurveySchema:
         For a pre-aggregated survey (one row per group of respondents, as from a cross-tab):
         the column of respondents per row; ``outcome`` then counts the "1" answers among them.
         ``None`` (the default): one row per respondent with a 0/1 outcome.
+    ordered : tuple of str
+        Factors whose declared level order is an order (age groups, education), which a
+        random walk or AR(1) prior needs (``(1 | rw1(age))``); numeric columns are ordered by value.
     """
 
     outcome: str
@@ -67,6 +70,7 @@ class SurveySchema:
     area_numeric: tuple[str, ...] = ()
     count: str = "N"
     trials: str | None = None
+    ordered: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.area not in self.factors:
@@ -75,6 +79,9 @@ class SurveySchema:
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
             raise ValueError(f"column(s) {repeated} have more than one role in the schema")
+        not_factors = [c for c in self.ordered if c not in self.factors and c not in self.area_factors]
+        if not_factors:
+            raise ValueError(f"ordered column(s) {not_factors} are not factors of the schema {list(self.factors)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as plain lists and dicts (JSON- and YAML-ready); ``SurveySchema(**d)`` restores it."""
@@ -87,6 +94,7 @@ class SurveySchema:
             "area_numeric": list(self.area_numeric),
             "count": self.count,
             "trials": self.trials,
+            "ordered": list(self.ordered),
         }
 
     @classmethod
@@ -101,6 +109,7 @@ class SurveySchema:
             area_numeric=tuple(d.get("area_numeric", ())),
             count=d.get("count", "N"),
             trials=d.get("trials"),
+            ordered=tuple(d.get("ordered", ())),
         )
 
     @property
@@ -112,6 +121,10 @@ class SurveySchema:
     def area_columns(self) -> tuple[str, ...]:
         """Area-level predictor columns, joined onto survey and table by the area key."""
         return tuple(self.area_factors) + tuple(self.area_numeric)
+
+    def is_ordered(self, column: str) -> bool:
+        """Whether ``column``'s levels are ordered: a factor listed in ``ordered``, or a numeric column."""
+        return column in self.ordered or self.levels(column) is None
 
     def levels(self, column: str) -> tuple | None:
         """Declared level order of a categorical column, or None for numeric ones."""

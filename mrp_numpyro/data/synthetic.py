@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .adjacency import us_states_adjacency
 from .cces import CCES18_SCHEMA
 from .levels import AGE, EDUC, ETH, MALE, REGIONS, STATE_REGION, STATES
 from .sampling import check_n
@@ -45,6 +46,44 @@ TRUE_FIXED = {"Intercept": -1.4, "male": 0.3, "repvote": 2.6}
 TRUE_REGION = {"Northeast": 0.0, "North Central": 0.05, "South": 0.12, "West": -0.08}
 
 _POP_TOTAL = 228e6
+
+# True correlation (ar1) and mixing weight (bym2) of structured truths.
+TRUE_RHO = {"ar1": 0.8, "bym2": 0.7}
+_ORDERED_TERMS = ("age", "educ")
+
+
+def _scaled_covariance(precision: np.ndarray, components: list[np.ndarray]) -> np.ndarray:
+    """The generalised inverse of an intrinsic precision, each component scaled to geometric-mean variance 1; islands 1."""
+    cov = np.zeros_like(precision)
+    for comp in components:
+        if len(comp) == 1:
+            cov[comp[0], comp[0]] = 1.0
+            continue
+        block = np.linalg.pinv(precision[np.ix_(comp, comp)], hermitian=True)
+        cov[np.ix_(comp, comp)] = block / np.exp(np.mean(np.log(np.diag(block))))
+    return cov
+
+
+def _structured_covariance(term: str, kind: str) -> np.ndarray:
+    """The prior covariance of a term's standardised effects under ``kind`` (mrp_numpyro.design.structure), built anew."""
+    if term in _ORDERED_TERMS and kind in ("rw1", "rw2", "ar1"):
+        k = len(AGE) if term == "age" else len(EDUC)
+        if kind == "ar1":
+            lag = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
+            return TRUE_RHO["ar1"] ** lag
+        diff = np.diff(np.eye(k), n=int(kind[-1]), axis=0)
+        return _scaled_covariance(diff.T @ diff, [np.arange(k)])
+    if term == "state" and kind in ("icar", "bym2"):
+        graph = us_states_adjacency().for_levels(STATES, "state")
+        W = graph.matrix()
+        icar = _scaled_covariance(np.diag(W.sum(1)) - W, graph.components())
+        if kind == "icar":
+            return icar
+        rho = TRUE_RHO["bym2"]
+        return rho * icar + (1.0 - rho) * np.eye(len(STATES))
+    raise ValueError(
+        f"structure {{{term!r}: {kind!r}}}: the generator draws rw1, rw2 or ar1 for age or educ, icar or bym2 for state"
+    )
 
 
 def _population(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
@@ -86,7 +125,11 @@ def _population(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, d
 
 
 def _true_logits(
-    rng: np.random.Generator, area: pd.DataFrame, cells: pd.DataFrame, codes: dict[str, np.ndarray]
+    rng: np.random.Generator,
+    area: pd.DataFrame,
+    cells: pd.DataFrame,
+    codes: dict[str, np.ndarray],
+    structure: Mapping[str, str],
 ) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
     """Draw the true effects from the model's structure: cell logits, coefficients, varying intercepts."""
     sizes = {"state": len(STATES), "eth": len(ETH), "educ": len(EDUC), "age": len(AGE)}
@@ -113,12 +156,22 @@ def _true_logits(
         fixed[f"region[{r}]"] = TRUE_REGION[r]
     effects = {}
     for term, sd in TRUE_SD.items():
-        effects[term] = sd * rng.normal(0.0, 1.0, sizes[term])
+        standard = rng.normal(0.0, 1.0, sizes[term])
+        if term in structure:
+            # The same draws mapped through a square root of the structured covariance.
+            values, vectors = np.linalg.eigh(_structured_covariance(term, structure[term]))
+            standard = vectors @ (np.sqrt(np.clip(values, 0.0, None)) * standard)
+        effects[term] = sd * standard
         eta = eta + effects[term][index[term]]
     return eta, fixed, effects
 
 
-def load_synthetic(n: int = 10_000, seed: int = 0, interactions: Mapping[str, float] | None = None) -> MRPData:
+def load_synthetic(
+    n: int = 10_000,
+    seed: int = 0,
+    interactions: Mapping[str, float] | None = None,
+    structure: Mapping[str, str] | None = None,
+) -> MRPData:
     """Generate the synthetic CCES-shaped survey, its population table and the truth.
 
     Parameters
@@ -131,6 +184,11 @@ def load_synthetic(n: int = 10_000, seed: int = 0, interactions: Mapping[str, fl
         True coefficients of population-level interactions of the numeric columns, e.g.
         ``{"male:repvote": 1.5}`` (``male`` times ``repvote``), added to the true logits and to
         ``truth.fixed``; none by default.
+    structure : mapping of str to str, optional
+        True effects of a term drawn from a structured prior instead of independent normals
+        (:mod:`mrp_numpyro.design.structure`), with the term's true sd: ``rw1``, ``rw2`` or
+        ``ar1`` (rho 0.8) for ``age`` or ``educ``, ``icar`` or ``bym2`` (rho 0.7) for
+        ``state``, e.g. ``{"age": "rw1", "state": "bym2"}``.
 
     Returns
     -------
@@ -140,7 +198,10 @@ def load_synthetic(n: int = 10_000, seed: int = 0, interactions: Mapping[str, fl
     n = check_n(n)
     pop_rng = np.random.default_rng([seed, 0])
     area, cells, codes, propensity = _population(pop_rng)
-    eta, fixed, effects = _true_logits(pop_rng, area, cells, codes)
+    structure = dict(structure or {})
+    for term, kind in structure.items():
+        _structured_covariance(term, kind)  # an unknown term or prior fails before any work
+    eta, fixed, effects = _true_logits(pop_rng, area, cells, codes, structure)
     numeric = {"male": cells["male"].to_numpy(), "repvote": area["repvote"].to_numpy()[codes["state"]]}
     for name, coef in (interactions or {}).items():
         parts = name.split(":")
@@ -163,6 +224,7 @@ def load_synthetic(n: int = 10_000, seed: int = 0, interactions: Mapping[str, fl
     )
 
     extra = f", interactions={dict(interactions)}" if interactions else ""
+    extra += f", structure={structure}" if structure else ""
     source = f"synthetic(n={n}, seed={seed}{extra})"
     survey_rng = np.random.default_rng([seed, 1, n])
     weight = N * propensity

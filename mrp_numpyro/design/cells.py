@@ -10,14 +10,17 @@ no respondent occupies, so one posterior predicts them all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..data.adjacency import Adjacency, load_adjacency
 from ..data.schema import DataError, MRPData
-from .formula import ModelSpec
+from .formula import GroupTerm, ModelSpec
 from .layout import ParameterLayout
 from .priors import autoscale_denominators
+from .structure import AREA_PRIORS, IID, ORDERED_PRIORS, GroupPrior, ar1_prior, icar_prior, random_walk_prior
 
 __all__ = ["CellArrays", "Design", "build_design", "aggregate_cells"]
 
@@ -236,7 +239,33 @@ def _categorical_frame(cell_codes: dict[str, np.ndarray], levels: dict[str, tupl
     return pd.DataFrame({c: np.asarray(levels[c], dtype=object)[k] for c, k in cell_codes.items()})
 
 
-def build_design(spec: ModelSpec, data: MRPData) -> Design:
+def _group_prior(term: GroupTerm, levels: tuple, data: MRPData, adjacency: Adjacency | str | Path | None) -> GroupPrior:
+    """The prior of one group's standardised intercepts, checked against its factor."""
+    if term.structure == "iid":
+        return IID
+    column = term.columns[0]
+    if term.structure in ORDERED_PRIORS:
+        if not data.schema.is_ordered(column):
+            raise DataError(
+                f"{term.text}: a {term.structure} prior needs an ordered factor, and {column!r} is not declared ordered; "
+                f"list it in the schema's ordered factors (data.schema.ordered: [{column}]) if its levels "
+                f"{list(levels)} are in order, or use (1 | {column})"
+            )
+        try:
+            if term.structure == "ar1":
+                return ar1_prior(len(levels))
+            return random_walk_prior(len(levels), int(term.structure[-1]))
+        except ValueError as err:
+            raise DataError(f"{term.text}: {err}") from None
+    assert term.structure in AREA_PRIORS
+    graph = adjacency if isinstance(adjacency, Adjacency) else load_adjacency(adjacency)
+    graph = graph.for_levels([str(v) for v in levels], column)
+    if not graph.edges:
+        raise DataError(f"{term.text}: the adjacency {graph.source} has no neighbours at all; use (1 | {column})")
+    return icar_prior(graph.matrix(), graph.components(), kind=term.structure)
+
+
+def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Path | None = None) -> Design:
     """Aggregate the survey into cells and build the model arrays for survey and table.
 
     Parameters
@@ -245,6 +274,9 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
         Parsed formula; its response must be the schema's outcome.
     data : MRPData
         Validated survey and poststratification table.
+    adjacency : Adjacency, path or None
+        The areas' adjacency for ``icar`` and ``bym2`` terms: a graph, a file
+        (:func:`~mrp_numpyro.data.adjacency.read_adjacency`), or None for the 50 US states'.
     """
     schema = data.schema
     if spec.response != schema.outcome:
@@ -269,6 +301,7 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     scale = autoscale_denominators(X_s, trials)
     G_s, group_levels = _group_block(spec, s_codes, levels)
     G_p, _ = _group_block(spec, p_codes, levels)
+    group_priors = [_group_prior(g, levels[g.columns[0]], data, adjacency) for g in spec.groups]
 
     survey = CellArrays(
         X=X_s - center,
@@ -285,7 +318,7 @@ def build_design(spec: ModelSpec, data: MRPData) -> Design:
     )
     return Design(
         spec=spec,
-        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels, strict=True)),
+        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels, group_priors, strict=True)),
         x_center=center,
         x_scale=scale,
         survey=survey,

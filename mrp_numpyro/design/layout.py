@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .structure import IID, GroupPrior
+
 __all__ = ["SITES", "SiteNames", "GroupSlot", "ParameterLayout", "pack"]
 
 # NumPy draws or, inside a model, JAX arrays.
@@ -63,6 +65,18 @@ class SiteNames:
         """A group's partially centred intercepts ``u`` (:mod:`mrp_numpyro.model.centring`)."""
         return f"u_{group}"
 
+    def standard(self, group: str) -> str:
+        """A structured prior's independent standard normals ``e_g`` (:mod:`mrp_numpyro.design.structure`)."""
+        return f"e_{group}"
+
+    def rho(self, group: str) -> str:
+        """An AR(1) prior's correlation or a BYM2 prior's mixing weight."""
+        return f"rho_{group}"
+
+    def slope(self, group: str) -> str:
+        """A second-order random walk's linear trend on the logit scale."""
+        return f"slope_{group}"
+
     def effect(self, group: str) -> str:
         """The varying intercepts on the logit scale, ``sd_g * z_g`` (rstanarm's ``b[...]``), in the outputs."""
         return f"r_{group}"
@@ -74,11 +88,25 @@ SITES = SiteNames()
 
 @dataclass(frozen=True)
 class GroupSlot:
-    """One varying intercept's place in ``theta``."""
+    """One varying intercept's place in ``theta``, and the prior of its standardised intercepts."""
 
     name: str
     levels: tuple[str, ...]
     start: int
+    prior: GroupPrior = IID
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The sites a non-centred model samples for the group's standardised intercepts.
+
+        ``z_<g>`` itself under ``iid``; under a structured prior its standard normals
+        ``e_<g>``, and ``rho_<g>`` or ``slope_<g>`` where the prior has them.
+        """
+        if not self.prior.structured:
+            return (SITES.z(self.name),)
+        extra: tuple[str, ...] = (SITES.rho(self.name),) if self.prior.has_rho else ()
+        extra += (SITES.slope(self.name),) if self.prior.trend is not None else ()
+        return (SITES.standard(self.name),) + extra
 
     @property
     def size(self) -> int:
@@ -137,11 +165,13 @@ class ParameterLayout:
     groups: tuple[GroupSlot, ...]
 
     @classmethod
-    def build(cls, fixed_names: Sequence[str], groups: Iterable[tuple[str, Sequence[str]]]) -> ParameterLayout:
-        """The layout of an intercept, ``fixed_names`` and ``(name, levels)`` of every group."""
+    def build(
+        cls, fixed_names: Sequence[str], groups: Iterable[tuple[str, Sequence[str]] | tuple[str, Sequence[str], GroupPrior]]
+    ) -> ParameterLayout:
+        """The layout of an intercept, ``fixed_names`` and ``(name, levels)`` or ``(name, levels, prior)`` of every group."""
         slots, start = [], 1 + len(fixed_names)
-        for name, levels in groups:
-            slots.append(GroupSlot(name, tuple(levels), start))
+        for name, levels, *prior in groups:
+            slots.append(GroupSlot(name, tuple(levels), start, *prior))
             start += len(levels)
         return cls(tuple(fixed_names), tuple(slots))
 
@@ -199,6 +229,16 @@ class ParameterLayout:
     # -- site names ---------------------------------------------------------------------
 
     @property
+    def structured(self) -> tuple[GroupSlot, ...]:
+        """The groups with a structured prior."""
+        return tuple(g for g in self.groups if g.prior.structured)
+
+    @property
+    def noncentred_sites(self) -> tuple[str, ...]:
+        """Every site of the non-centred model: :attr:`fixed_sites`, then each group's ``sd_<g>`` and :attr:`GroupSlot.sites`."""
+        return self.fixed_sites + tuple(s for g in self.groups for s in (SITES.sd(g.name), *g.sites))
+
+    @property
     def sd_sites(self) -> tuple[str, ...]:
         """``sd_<g>`` of every varying intercept."""
         return tuple(SITES.sd(g) for g in self.group_names)
@@ -228,6 +268,21 @@ class ParameterLayout:
             np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[:, None] for g in self.group_names
         ]
         return pack(intercept, beta, effects)
+
+    def standardise(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Draws of the non-centred sites (:attr:`noncentred_sites`) with each structured group's ``z_<g>``.
+
+        ``e_<g>`` and ``slope_<g>`` are replaced by ``z_<g>``
+        (:meth:`~mrp_numpyro.design.structure.GroupPrior.z`); ``rho_<g>``, a parameter of
+        interest, is kept; every other draw is passed on.
+        """
+        out = dict(draws)
+        for slot in self.structured:
+            e = out.pop(SITES.standard(slot.name))
+            slope = out.pop(SITES.slope(slot.name), None)
+            sd = np.asarray(out[SITES.sd(slot.name)], np.float64)
+            out[SITES.z(slot.name)] = slot.prior.z(e, out.get(SITES.rho(slot.name)), None if slope is None else slope / sd)
+        return out
 
     def unpack(self, theta: np.ndarray, sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The shared parameters of ``theta`` (draws, P) and the groups' sds (draws,).

@@ -71,9 +71,10 @@ class ScaleCoupling(Transform):
 class AutoCoupledNormal(AutoContinuous):
     """Full-rank normal with scale coupling to the model's positive parameters.
 
-    The scale coordinates are the unconstrained (log) values of every latent site with
-    positive support (the group standard deviations); every other coordinate is coupled to
-    them. With ``gamma = 0`` (the initial value) this is :class:`numpyro.infer.autoguide.AutoMultivariateNormal`.
+    The scale coordinates are the unconstrained values of every latent site with positive
+    support (the group standard deviations, log) or unit-interval support (a BYM2 mixing
+    weight, logit, which scales its group's columns as well); every other coordinate is
+    coupled to them. With ``gamma = 0`` (the initial value) this is :class:`numpyro.infer.autoguide.AutoMultivariateNormal`.
 
     Parameters
     ----------
@@ -105,8 +106,10 @@ class AutoCoupledNormal(AutoContinuous):
         start = 0
         for name, value in self._init_locs.items():
             size = int(np.size(value))
-            positive = self.prototype_trace[name]["fn"].support is constraints.positive
-            (scale if positive else coupled).extend(range(start, start + size))
+            support = self.prototype_trace[name]["fn"].support
+            # Positive sites are sds; a unit-interval one is a BYM2 mixing weight, which scales its columns too.
+            is_scale = support is constraints.positive or support is constraints.unit_interval
+            (scale if is_scale else coupled).extend(range(start, start + size))
             start += size
         self._idx_u, self._idx_c = np.asarray(scale, dtype=int), np.asarray(coupled, dtype=int)
 

@@ -22,10 +22,20 @@ and ``psi | phi, sd`` is normal with precision ``N' diag(1/v) N`` and mean
 returns the usual ``Intercept``, ``beta``, ``sd_<g>``, ``z_<g>``, so the posterior of every
 parameter is the same as the non-centred model's (the prior is the same; only the
 coordinates change, with unit Jacobian).
+
+**Structured priors.** A group under a structured prior whose map is fixed
+(:mod:`mrp_numpyro.design.structure`: ``rw1``, ``rw2``, ``icar``, ``bym2``) enters in the
+coordinates where its prior is independent: ``theta = T theta'`` with ``T`` the identity on
+the other effects and, for that group, its basis ``B`` (with prior variance ``sd^2`` per
+column; ``sd^2 rho`` under ``bym2``, beside the identity with ``sd^2 (1 - rho)``) and
+``rw2``'s trend (prior variance 1). The split above is then made of ``D T``. An ``ar1``
+prior's map moves with ``rho``, so a formula with one falls back to the non-centred
+coordinates (:class:`Identified` says so in the log).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +52,9 @@ from ..design.layout import SITES, ParameterLayout
 from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
+from .noncentred import NonCentred
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
 
@@ -52,20 +65,28 @@ NULL_RTOL = 1e-9
 
 @dataclass(frozen=True)
 class IdentifiedBasis:
-    """The split ``theta = R phi + N psi`` of a design's regression effects.
+    """The split ``T theta' = T (R phi + N psi)`` of a design's regression effects ``theta``.
 
     Attributes
     ----------
-    R : array (P, r)
+    R : array (P', r)
         Orthonormal basis of the directions the likelihood sees.
-    N : array (P, P - r)
+    N : array (P', P' - r)
         Orthonormal basis of the null directions.
-    m0 : array (P,)
-        Prior mean of ``theta``.
+    m0 : array (P',)
+        Prior mean of ``theta'``.
     fixed_var : array (1 + p,)
         Prior variances of the intercept and the coefficients.
     layout : ParameterLayout
         Where each group's intercepts sit in ``theta``.
+    T : array (P, P')
+        ``theta = T theta'``: the identity where no group has a structured prior.
+    scale_index : int array (P',)
+        Which scale each element of ``theta'`` has (:func:`column_scales`): ``3 g`` for group
+        ``g``'s sd, ``3 g + 1`` and ``3 g + 2`` for BYM2's ``sd sqrt(rho)`` and
+        ``sd sqrt(1 - rho)``, ``3 G`` for a fixed one (``base_sd``).
+    base_sd : array (P',)
+        The fixed prior sd of every element with scale index ``3 G``, 1 elsewhere.
     """
 
     R: np.ndarray
@@ -73,19 +94,60 @@ class IdentifiedBasis:
     m0: np.ndarray
     fixed_var: np.ndarray
     layout: ParameterLayout
+    T: np.ndarray
+    scale_index: np.ndarray
+    base_sd: np.ndarray
 
     @property
     def rank(self) -> int:
         """Number of identified directions, the length of ``phi``."""
         return self.R.shape[1]
 
-    def prior_variances(self, sd: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Prior variance of every element of ``theta`` for draws of the group sds: (draws, P)."""
-        n = len(next(iter(sd.values())))
-        parts = [np.broadcast_to(self.fixed_var, (n, len(self.fixed_var)))]
-        for slot in self.layout.groups:
-            parts.append(np.repeat(np.asarray(sd[slot.name], np.float64)[:, None] ** 2, slot.size, axis=1))
-        return np.concatenate(parts, axis=1)
+    def prior_variances(self, sd: Mapping[str, np.ndarray], rho: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Prior variance of every element of ``theta'`` for draws of the group sds (and BYM2's ``rho``): (draws, P')."""
+        rho = rho or {}
+        n = len(next(iter(sd.values()))) if sd else 1
+        scales = [np.ones(n)] * (3 * len(self.layout.groups) + 1)
+        for g, slot in enumerate(self.layout.groups):
+            s = np.asarray(sd[slot.name], np.float64)
+            r = np.asarray(rho.get(slot.name, np.full(n, 0.5)), np.float64)
+            scales[3 * g : 3 * g + 3] = [s, s * np.sqrt(r), s * np.sqrt(1.0 - r)]
+        table = np.stack(scales, axis=1)
+        return (table[:, self.scale_index] * self.base_sd) ** 2
+
+
+def _prior_basis(layout: ParameterLayout, fixed_sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``T``, the scale index and the base sds of ``theta'`` (see :class:`IdentifiedBasis`)."""
+    G = len(layout.groups)
+    blocks: list[np.ndarray] = [np.eye(layout.n_fixed)]
+    index: list[np.ndarray] = [np.full(layout.n_fixed, 3 * G)]
+    base: list[np.ndarray] = [np.asarray(fixed_sd, np.float64)]
+    for g, slot in enumerate(layout.groups):
+        prior = slot.prior
+        parts: list[tuple[np.ndarray, int, float]] = []  # (columns, scale index, base sd)
+        if not prior.structured:
+            parts.append((np.eye(slot.size), 3 * g, 1.0))
+        else:
+            assert prior.basis is not None  # ar1 has no fixed map and falls back before this
+            parts.append((prior.basis, 3 * g + (1 if prior.kind == "bym2" else 0), 1.0))
+            if prior.kind == "bym2":
+                parts.append((np.eye(slot.size), 3 * g + 2, 1.0))
+            if prior.trend is not None:
+                parts.append((prior.trend[:, None], 3 * G, 1.0))
+        for cols, idx, sd in parts:
+            full = np.zeros((layout.size, cols.shape[1]))
+            full[slot.start : slot.stop] = cols
+            blocks.append(full)
+            index.append(np.full(cols.shape[1], idx))
+            base.append(np.full(cols.shape[1], sd))
+    T = np.hstack([np.vstack([blocks[0], np.zeros((layout.size - layout.n_fixed, layout.n_fixed))]), *blocks[1:]])
+    return T, np.concatenate(index), np.concatenate(base)
+
+
+def column_scales(sds: jax.Array, rhos: jax.Array) -> jax.Array:
+    """The scales of :class:`IdentifiedBasis`'s ``scale_index``: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1."""
+    per_group = jnp.stack([sds, sds * jnp.sqrt(rhos), sds * jnp.sqrt(1.0 - rhos)], axis=1).reshape(-1)
+    return jnp.concatenate([per_group, jnp.ones(1, per_group.dtype)])
 
 
 def _grouped(row_basis: np.ndarray, order: Iterable[int]) -> np.ndarray:
@@ -128,19 +190,26 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
         singular vectors of the design matrix.
     """
     layout = design.layout
-    D = design.design_matrix()
+    p = layout.n_coefficients
+    coef_scale = priors.coef_scales(design.x_scale) if p else np.zeros(0)
+    fixed_var = np.concatenate([[priors.intercept_scale**2], np.asarray(coef_scale, np.float64) ** 2])
+    T, scale_index, base_sd = _prior_basis(layout, np.sqrt(fixed_var))
+    D = design.design_matrix() @ T
     # Only the right singular vectors are needed: with at least as many cells as columns the
     # thin SVD has all of them (and skips a cells x cells matrix); otherwise ask for all.
     _, sv, vt = np.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1])
     rank = int(np.sum(sv > sv[0] * NULL_RTOL))
     row_basis = vt[:rank].T
     if grouped:
+        # The columns of theta' of each group (T's nonzero rows in the group's slice).
+        column_group = np.full(T.shape[1], -1)
+        for g, slot in enumerate(layout.groups):
+            column_group[np.any(T[slot.start : slot.stop] != 0, axis=0)] = g
         order = list(range(layout.n_fixed))
         for g in np.argsort(layout.group_sizes, kind="stable"):
-            order.extend(range(layout.groups[g].start, layout.groups[g].stop))
+            order.extend(np.flatnonzero(column_group == g).tolist())
+        order.extend(np.flatnonzero((column_group == -1) & (np.arange(T.shape[1]) >= layout.n_fixed)).tolist())
         row_basis = _grouped(row_basis, order)
-    p = layout.n_coefficients
-    coef_scale = priors.coef_scales(design.x_scale) if p else np.zeros(0)
     m0 = np.zeros(D.shape[1])
     m0[0] = priors.intercept_loc
     m0[1 : layout.n_fixed] = priors.coef_loc
@@ -148,28 +217,31 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
         R=row_basis,
         N=vt[rank:].T,
         m0=m0,
-        fixed_var=np.concatenate([[priors.intercept_scale**2], np.asarray(coef_scale, np.float64) ** 2]),
+        fixed_var=fixed_var,
         layout=layout,
+        T=T,
+        scale_index=scale_index,
+        base_sd=base_sd,
     )
 
 
 def identified_arrays(
     design: Design, basis: IdentifiedBasis, dtype: DTypeLike, blocks: CellBlocks | None = None
 ) -> dict[str, jax.Array | tuple[jax.Array, ...]]:
-    """Model arrays: the cells' design in blocks times ``R``, ``R``, the prior mean of ``phi`` and the fixed effects' prior sds.
+    """Model arrays: the cells' design in blocks times ``T R``, ``R``, ``phi``'s prior mean and ``theta'``'s prior scales.
 
     ``blocks`` are the survey cells' (:func:`~mrp_numpyro.model.blocks.cell_blocks`, computed
     when not given); the cells' ``index`` and counts come from
     :func:`~mrp_numpyro.model.blocks.likelihood_arrays`.
     """
-    theta_group = basis.layout.theta_group()
     blocks = cell_blocks(design) if blocks is None else blocks
+    to_phi = basis.T @ basis.R
     return {
-        "rows": tuple(jnp.asarray(r @ basis.R, dtype) for r in blocks.rows),
+        "rows": tuple(jnp.asarray(r @ to_phi, dtype) for r in blocks.rows),
         "R": jnp.asarray(basis.R, dtype),
         "phi_loc": jnp.asarray(basis.R.T @ basis.m0, dtype),
-        "fixed_sd": jnp.asarray(np.sqrt(basis.fixed_var), dtype),
-        "theta_group": jnp.asarray(theta_group),
+        "base_sd": jnp.asarray(basis.base_sd, dtype),
+        "scale_index": jnp.asarray(basis.scale_index),
     }
 
 
@@ -178,13 +250,14 @@ def mrp_logit_identified(
     index: jax.Array | None,
     R: jax.Array,
     phi_loc: jax.Array,
-    fixed_sd: jax.Array,
-    theta_group: jax.Array,
+    base_sd: jax.Array,
+    scale_index: jax.Array,
     trials: jax.Array,
     successes: jax.Array | None = None,
     *,
     group_names: tuple[str, ...],
     priors: Priors,
+    mixed: tuple[str, ...] = (),
 ) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
@@ -196,21 +269,32 @@ def mrp_logit_identified(
     index : int array (cells, blocks), or None
         ``None``: the cells are every combination of the blocks' rows
         (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
-    R : array (P, r)
+    R : array (P', r)
     phi_loc : array (r,)
         Prior mean of ``phi``.
-    fixed_sd : array (1 + p,)
-        Prior sds of the intercept and the coefficients.
-    theta_group : int array (P,)
-        The group of each element of ``theta`` (-1 for the intercept and coefficients).
+    base_sd, scale_index : arrays (P',)
+        The prior sd of every element of ``theta'`` is ``base_sd * column_scales(sds, rhos)[scale_index]``
+        (:class:`IdentifiedBasis`).
     trials, successes : arrays (cells,), or over the grid of the blocks' combinations
     group_names : tuple of str
     priors : Priors
+    mixed : tuple of str
+        The groups under a BYM2 prior, whose mixing weight ``rho_<g> ~ Beta(1/2, 1/2)`` is sampled.
     """
     sd_draws = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
-    sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, fixed_sd.dtype)
-    n_fixed = fixed_sd.shape[0]
-    std = jnp.concatenate([fixed_sd, sds[theta_group[n_fixed:]]])
+    sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, base_sd.dtype)
+    # Only BYM2's groups use their rho; the others' is a placeholder (0.5 keeps every sqrt's gradient finite).
+    rhos = (
+        jnp.stack(
+            [
+                numpyro.sample(SITES.rho(name), dist.Beta(0.5, 0.5)) if name in mixed else jnp.full((), 0.5, base_sd.dtype)
+                for name in group_names
+            ]
+        )
+        if group_names
+        else jnp.zeros(0, base_sd.dtype)
+    )
+    std = base_sd * column_scales(sds, rhos)[scale_index]
     # Cov(phi) = R' diag(std^2) R = U'U for the QR factor U of diag(std) R: a Cholesky factor
     # computed without squaring the condition number (prior sds span 2.5 down to ~1e-3).
     upper = jnp.linalg.qr(std[:, None] * R, mode="r")
@@ -233,18 +317,20 @@ def recover_effects(
     Returns
     -------
     dict
-        ``Intercept``, ``beta`` (when there are predictors), ``sd_<g>`` and ``z_<g>``, (draws, ...).
+        ``Intercept``, ``beta`` (when there are predictors), ``sd_<g>`` and ``z_<g>`` (and
+        BYM2's ``rho_<g>``), (draws, ...).
     """
     phi = np.asarray(draws[SITES.identified], np.float64)
     n = len(phi)
     sd = {g: np.asarray(draws[SITES.sd(g)], np.float64) for g in design.group_names}
+    rho = {g: np.asarray(draws[SITES.rho(g)], np.float64) for g in design.group_names if SITES.rho(g) in draws}
     R, N, m0 = basis.R, basis.N, basis.m0
     theta = phi @ R.T
     if N.shape[1]:
         noise = np.asarray(jax.random.normal(rng_key, (n, N.shape[1])), np.float64)
         for start in range(0, n, chunk_size):
             sl = slice(start, min(n, start + chunk_size))
-            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()})
+            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()}, {g: v[sl] for g, v in rho.items()})
             # psi | phi, sd: precision N' diag(prec) N, mean from the prior's pull towards m0.
             lam = np.einsum("pk,np,pl->nkl", N, prec, N)
             rhs = np.einsum("pk,np->nk", N, prec * (m0 - theta[sl]))
@@ -253,7 +339,7 @@ def recover_effects(
             # x = L'^-1 e has covariance (L L')^-1 = lam^-1.
             dev = np.linalg.solve(np.swapaxes(chol, -1, -2), noise[sl][..., None])[..., 0]
             theta[sl] += (mean + dev) @ N.T
-    return basis.layout.unpack(theta, sd)
+    return {**basis.layout.unpack(theta @ basis.T.T, sd), **{SITES.rho(g): v for g, v in rho.items()}}
 
 
 @register_parameterization
@@ -281,14 +367,23 @@ class Identified(Parameterization):
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
         """The identified model of ``design``, with its basis (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
+        moving = [g.text for g in design.spec.groups if g.structure == "ar1"]
+        if moving:
+            log.warning(
+                "identified coordinates need each prior's map to be fixed, and %s moves with rho: "
+                "the model is fitted in non-centred coordinates instead",
+                ", ".join(moving),
+            )
+            return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
+        mixed = tuple(g.name for g in design.layout.structured if g.prior.kind == "bym2")
         return MRPModel(
             design,
             priors,
-            partial(mrp_logit_identified, group_names=design.group_names, priors=priors),
+            partial(mrp_logit_identified, group_names=design.group_names, priors=priors, mixed=mixed),
             {**identified_arrays(design, basis, dtype, blocks), **likelihood},
-            latent_sites=(SITES.identified,) + design.layout.sd_sites,
+            latent_sites=(SITES.identified,) + design.layout.sd_sites + tuple(SITES.rho(g) for g in mixed),
             effects=partial(recover_effects, design=design, basis=basis),
             parameterization=self.name,
         )

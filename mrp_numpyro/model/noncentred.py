@@ -14,7 +14,7 @@ effects; :mod:`mrp_numpyro.model.partial` centres each level as far as its data 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,11 +26,13 @@ import numpyro.distributions as dist
 from jax.typing import DTypeLike
 
 from ..design.cells import Design
-from ..design.layout import SITES, pack
+from ..design.layout import SITES, ParameterLayout, pack
 from ..design.priors import Priors
+from ..design.structure import IID, GroupPrior
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, block_predictor
 from .centring import Centring, centring_weights
+from .structured import structured_z
 
 __all__ = ["mrp_logit", "NonCentred"]
 
@@ -46,6 +48,7 @@ def mrp_logit(
     group_sizes: tuple[int, ...],
     priors: Priors,
     centring: Centring | None = None,
+    group_priors: tuple[GroupPrior, ...] = (),
 ) -> None:
     """Hierarchical binomial logit over aggregated cells.
 
@@ -73,6 +76,10 @@ def mrp_logit(
         ``sd_<g>`` first, then ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
         and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
         intercepts ``sd z``. ``None``: non-centred.
+    group_priors : tuple of GroupPrior, optional
+        Each group's prior (static, :mod:`mrp_numpyro.design.structure`); a structured one is
+        sampled non-centred by :func:`~mrp_numpyro.model.structured.structured_z`, with or
+        without ``centring``. Empty: every group ``iid``.
     """
     intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
     beta = (
@@ -80,20 +87,33 @@ def mrp_logit(
     )
     sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
     effects = []
+    structures = group_priors or (IID,) * len(group_names)
     if centring is None:
-        for name, size in zip(group_names, group_sizes, strict=True):
+        for name, size, prior in zip(group_names, group_sizes, structures, strict=True):
             sd = numpyro.sample(SITES.sd(name), sd_prior)
+            if prior.structured:
+                effects.append(sd * structured_z(name, size, prior, sd))
+                continue
             with numpyro.plate(name, size):
                 effects.append(sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0)))
     else:
         # Every sd first: a main effect's weights depend on its interactions' sds.
         sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
-        for name, size, sd, c in zip(group_names, group_sizes, sds, centring_weights(sds, centring), strict=True):
+        weights = centring_weights(sds, centring)
+        for name, size, sd, c, prior in zip(group_names, group_sizes, sds, weights, structures, strict=True):
+            if prior.structured:
+                effects.append(sd * structured_z(name, size, prior, sd))
+                continue
             with numpyro.plate(name, size):
                 effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
     eta = block_predictor(pack(intercept, beta, effects), rows, index)
     with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
+
+
+def _standardise(draws: Mapping[str, np.ndarray], rng_key: jax.Array, *, layout: ParameterLayout) -> dict[str, np.ndarray]:
+    """The shared parameters of the non-centred sites: each structured group's ``z`` from its standard normals."""
+    return layout.standardise(draws)
 
 
 @register_parameterization
@@ -123,6 +143,16 @@ class NonCentred(Parameterization):
             group_names=design.group_names,
             group_sizes=design.group_sizes,
             priors=priors,
+            group_priors=tuple(g.prior for g in design.layout.groups),
         )
         kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
-        return MRPModel(design, priors, fn, kwargs, latent_sites=design.layout.shared_sites, parameterization=self.name)
+        layout = design.layout
+        return MRPModel(
+            design,
+            priors,
+            fn,
+            kwargs,
+            latent_sites=layout.noncentred_sites,
+            effects=partial(_standardise, layout=layout),
+            parameterization=self.name,
+        )

@@ -10,7 +10,7 @@ fit, :func:`mrp_numpyro.inference.pilot.pilot_sd` in the config) on the non-cent
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -19,7 +19,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from ..design.cells import Design
-from ..design.layout import SITES
+from ..design.layout import SITES, ParameterLayout
 from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization
 from .blocks import GRID_MAX_RATIO
@@ -32,16 +32,22 @@ __all__ = ["PartiallyCentred"]
 
 
 def _decentre(
-    draws: Mapping[str, np.ndarray], rng_key: jax.Array, *, group_names: Sequence[str], centring: Centring
+    draws: Mapping[str, np.ndarray], rng_key: jax.Array, *, layout: ParameterLayout, centring: Centring
 ) -> dict[str, np.ndarray]:
-    """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds."""
+    """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds.
+
+    A structured group is sampled non-centred (:mod:`mrp_numpyro.model.structured`) and is
+    mapped to its ``z`` by :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise`.
+    """
+    group_names = layout.group_names
     centred = {SITES.centred(name) for name in group_names}
     out = {k: v for k, v in draws.items() if k not in centred}
     sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
-    for name, sd, c in zip(group_names, sds, centring_weights(sds, centring), strict=True):
-        u = np.asarray(draws[SITES.centred(name)], np.float64)
-        out[SITES.z(name)] = u * sd[:, None] ** -c
-    return out
+    for slot, sd, c in zip(layout.groups, sds, centring_weights(sds, centring), strict=True):
+        if not slot.prior.structured:
+            u = np.asarray(draws[SITES.centred(slot.name)], np.float64)
+            out[SITES.z(slot.name)] = u * sd[:, None] ** -c
+    return layout.standardise(out)
 
 
 @register_parameterization
@@ -89,8 +95,15 @@ class PartiallyCentred(Parameterization):
             sd_guess = self.pilot(noncentred, rng_key)
         centring = centring_for(design, sd_guess, self.caution)
         layout = design.layout
-        latent = layout.fixed_sites + tuple(s for g in layout.group_names for s in (SITES.sd(g), SITES.centred(g)))
-        effects = partial(_decentre, group_names=design.group_names, centring=centring)
+        if layout.structured:
+            log.info(
+                "partial centring: %s keep their structured priors non-centred; the other groups are centred as their data allow",
+                ", ".join(g.name for g in layout.structured),
+            )
+        latent = layout.fixed_sites + tuple(
+            s for g in layout.groups for s in (SITES.sd(g.name), *(g.sites if g.prior.structured else (SITES.centred(g.name),)))
+        )
+        effects = partial(_decentre, layout=layout, centring=centring)
         return MRPModel(
             design,
             priors,

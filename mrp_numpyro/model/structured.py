@@ -1,0 +1,71 @@
+"""A group's standardised intercepts under a structured prior, sampled non-centred.
+
+The prior (:mod:`mrp_numpyro.design.structure`) is a map of independent standard normals
+``e_<g>`` to ``z_<g>``, with a correlation or mixing weight ``rho_<g>`` for ``ar1`` and
+``bym2`` and a trend ``slope_<g>`` for ``rw2``. Sampling ``e`` and mapping it keeps every
+structured prior proper and non-centred: no soft sum-to-zero constraint and no funnel
+between ``sd_<g>`` and the intercepts. Every parameterisation samples structured groups this
+way (partial centring and the identified coordinates handle the independent groups only, or
+fall back here; :mod:`mrp_numpyro.model.partial`, :mod:`mrp_numpyro.model.identified`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from ..design.layout import SITES
+from ..design.structure import GroupPrior
+
+__all__ = ["structured_z", "ar1_map", "rho_prior"]
+
+
+def rho_prior(prior: GroupPrior) -> dist.Distribution:
+    """``rho``'s prior: Uniform(-1, 1) for AR(1), Beta(1/2, 1/2) for BYM2's mixing weight."""
+    return dist.Uniform(-1.0, 1.0) if prior.kind == "ar1" else dist.Beta(0.5, 0.5)
+
+
+def ar1_map(e: jax.Array, rho: jax.Array) -> jax.Array:
+    """The stationary AR(1) of standard normals ``e`` (levels,): ``z_1 = e_1``, ``z_k = rho z_(k-1) + sqrt(1 - rho^2) e_k``."""
+    innovation = jnp.sqrt(1.0 - rho**2)
+
+    def step(previous: jax.Array, e_k: jax.Array) -> tuple[jax.Array, jax.Array]:
+        z = rho * previous + innovation * e_k
+        return z, z
+
+    _, rest = jax.lax.scan(step, e[0], e[1:])
+    return jnp.concatenate([e[:1], rest])
+
+
+def structured_z(name: str, size: int, prior: GroupPrior, sd: jax.Array) -> jax.Array:
+    """Sample group ``name``'s structured-prior sites and return its ``z`` (levels,).
+
+    Parameters
+    ----------
+    name : str
+        The group.
+    size : int
+        Its number of levels.
+    prior : GroupPrior
+        A structured prior (not ``iid``).
+    sd : scalar array
+        The group's sd (``rw2``'s trend is ``slope / sd`` in ``z``).
+    """
+    e = numpyro.sample(SITES.standard(name), dist.Normal(0.0, 1.0).expand([prior.standard_size(size)]).to_event(1))
+    rho = numpyro.sample(SITES.rho(name), rho_prior(prior)) if prior.has_rho else None
+    if prior.kind == "ar1":
+        assert rho is not None
+        return ar1_map(e, rho)
+    assert prior.basis is not None
+    basis = jnp.asarray(prior.basis, e.dtype)
+    m = prior.basis.shape[1]
+    z = basis @ e[:m]
+    if prior.kind == "bym2":
+        assert rho is not None
+        z = jnp.sqrt(rho) * z + jnp.sqrt(1.0 - rho) * e[m:]
+    if prior.trend is not None:
+        slope = numpyro.sample(SITES.slope(name), dist.Normal(0.0, 1.0))
+        z = z + (slope / sd) * jnp.asarray(prior.trend, e.dtype)
+    return z

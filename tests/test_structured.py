@@ -1,0 +1,326 @@
+"""Structured priors (rw1, rw2, ar1, icar, bym2): their covariance, the log density in every
+set of coordinates against an independent float64 computation, recovery of structured truth,
+and the errors for formulas and adjacencies the package cannot fit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.infer.util import log_density
+from scipy.special import gammaln, log_expit
+from scipy.stats import beta as beta_dist
+from scipy.stats import gamma, norm
+
+from mrp_numpyro.app.config import compose_config
+from mrp_numpyro.app.run import run
+from mrp_numpyro.data import DataError, load_synthetic
+from mrp_numpyro.data.adjacency import us_states_adjacency
+from mrp_numpyro.data.levels import STATES
+from mrp_numpyro.design.cells import build_design
+from mrp_numpyro.design.formula import FormulaError, parse_formula
+from mrp_numpyro.design.layout import SITES
+from mrp_numpyro.design.priors import Priors
+from mrp_numpyro.design.structure import ar1_prior, icar_prior, random_walk_prior
+from mrp_numpyro.model.base import build_model
+from mrp_numpyro.model.identified import identified_basis
+
+BASE = "abortion ~ (1 | eth) + male + repvote + factor(region)"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_synthetic(2000, seed=5)
+
+
+def _us_graph():
+    graph = us_states_adjacency().for_levels(STATES, "state")
+    return graph.matrix(), graph.components()
+
+
+def _linear_cov(prior, levels, rho=None):
+    """Cov(z) of a prior that is linear in its standard normals: z of the identity's rows."""
+    m = prior.standard_size(levels)
+    z = prior.z(np.eye(m), None if rho is None else np.full(m, rho))
+    return z.T @ z
+
+
+def test_random_walks_are_the_scaled_generalised_inverses_of_their_differences():
+    k = 6
+    # First differences written out: the tridiagonal 1, 2, ..., 2, 1 with -1 beside it.
+    q1 = np.diag([1.0] + [2.0] * (k - 2) + [1.0]) - np.eye(k, k=1) - np.eye(k, k=-1)
+    cov = _linear_cov(random_walk_prior(k, 1), k)
+    pinv = np.linalg.pinv(q1)
+    np.testing.assert_allclose(cov, pinv / np.exp(np.mean(np.log(np.diag(pinv)))), atol=1e-12)
+    np.testing.assert_allclose(cov.sum(axis=1), 0, atol=1e-12)  # the sum-to-zero constraint
+    # Second differences: the walk sees neither the level nor the linear trend, which has a
+    # coefficient of its own (z's trend part is slope / sd times the standardised positions).
+    rw2 = random_walk_prior(k, 2)
+    q2 = np.zeros((k, k))
+    for i in range(k - 2):
+        row = np.zeros(k)
+        row[i : i + 3] = [1.0, -2.0, 1.0]
+        q2 += np.outer(row, row)
+    cov2 = rw2.basis @ rw2.basis.T
+    pinv2 = np.linalg.pinv(q2)
+    np.testing.assert_allclose(cov2, pinv2 / np.exp(np.mean(np.log(np.diag(pinv2)))), atol=1e-12)
+    np.testing.assert_allclose(cov2 @ np.arange(k), 0, atol=1e-12)
+    assert rw2.trend.mean() == pytest.approx(0, abs=1e-12) and rw2.trend.std() == pytest.approx(1)
+
+
+def test_ar1_has_the_stationary_covariance():
+    k, rho = 6, -0.6
+    lag = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
+    np.testing.assert_allclose(_linear_cov(ar1_prior(k), k, rho), rho**lag, atol=1e-12)
+
+
+def test_icar_and_bym2_over_the_states_scale_each_component_and_leave_islands_independent():
+    W, components = _us_graph()
+    main = max(components, key=len)
+    islands = [c[0] for c in components if len(c) == 1]
+    assert sorted(STATES[i] for i in islands) == ["AK", "HI"]
+    icar = icar_prior(W, components)
+    cov = _linear_cov(icar, len(STATES))
+    Q = np.diag(W.sum(1)) - W
+    sub = np.linalg.pinv(Q[np.ix_(main, main)])
+    np.testing.assert_allclose(cov[np.ix_(main, main)], sub / np.exp(np.mean(np.log(np.diag(sub)))), atol=1e-10)
+    for i in islands:
+        expected = np.zeros(len(STATES))
+        expected[i] = 1.0
+        np.testing.assert_allclose(cov[i], expected, atol=1e-12)
+    assert icar.scaling[0] == pytest.approx(np.exp(np.mean(np.log(np.diag(sub)))))
+    rho = 0.3
+    np.testing.assert_allclose(
+        _linear_cov(icar_prior(W, components, kind="bym2"), len(STATES), rho), rho * cov + (1 - rho) * np.eye(50), atol=1e-10
+    )
+
+
+STRUCTURED = [
+    "(1 | rw1(age)) + (1 | bym2(state))",
+    "(1 | rw2(educ)) + (1 | icar(state)) + (1 | age)",
+    "(1 | ar1(age)) + (1 | state)",
+]
+
+
+def _reference_log_density(design, priors, params, z):
+    """Gamma sds, normal fixed effects, the binomial cells at theta = (Intercept, beta, sd_g z_g)."""
+    s = design.survey
+    layout = design.layout
+    coef_sd = priors.coef_scales(design.x_scale)
+    out = norm(priors.intercept_loc, priors.intercept_scale).logpdf(params["Intercept"])
+    out += norm(priors.coef_loc, coef_sd).logpdf(params["beta"]).sum()
+    theta = [np.atleast_1d(params["Intercept"]), params["beta"]]
+    for slot in layout.groups:
+        sd = params[SITES.sd(slot.name)]
+        out += gamma(priors.sd_shape, scale=priors.sd_scale).logpdf(sd)
+        theta.append(sd * z[slot.name])
+    eta = design.design_matrix() @ np.concatenate(theta)
+    k, n = s.successes, s.trials
+    out += np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * log_expit(eta) + (n - k) * log_expit(-eta))
+    return out
+
+
+@pytest.mark.parametrize("terms", STRUCTURED)
+def test_the_noncentred_log_density_is_the_independent_one(data, terms):
+    design = build_design(parse_formula(f"{BASE} + {terms}"), data)
+    priors = Priors()
+    rng = np.random.default_rng(7)
+    params = {"Intercept": rng.normal(-0.5, 0.3), "beta": rng.normal(0, 0.3, design.layout.n_coefficients)}
+    z, extra = {}, 0.0
+    for slot in design.layout.groups:
+        sd = rng.uniform(0.1, 0.8)
+        params[SITES.sd(slot.name)] = sd
+        kind = slot.prior.kind
+        if kind == "iid":
+            z[slot.name] = params[SITES.z(slot.name)] = rng.normal(size=slot.size)
+            extra += norm.logpdf(z[slot.name]).sum()
+            continue
+        e = rng.normal(size=slot.prior.standard_size(slot.size))
+        params[SITES.standard(slot.name)] = e
+        extra += norm.logpdf(e).sum()
+        if kind == "ar1":
+            rho = params[SITES.rho(slot.name)] = rng.uniform(-0.9, 0.9)
+            extra += np.log(0.5)  # Uniform(-1, 1)
+            zz = [e[0]]
+            for k in range(1, slot.size):
+                zz.append(rho * zz[-1] + np.sqrt(1 - rho**2) * e[k])
+            z[slot.name] = np.array(zz)
+        elif kind == "bym2":
+            rho = params[SITES.rho(slot.name)] = rng.uniform(0.1, 0.9)
+            extra += beta_dist(0.5, 0.5).logpdf(rho)
+            m = slot.prior.basis.shape[1]
+            z[slot.name] = np.sqrt(rho) * slot.prior.basis @ e[:m] + np.sqrt(1 - rho) * e[m:]
+        else:
+            z[slot.name] = slot.prior.basis @ e
+            if kind == "rw2":
+                slope = params[SITES.slope(slot.name)] = rng.normal()
+                extra += norm.logpdf(slope)
+                z[slot.name] = z[slot.name] + slope / sd * slot.prior.trend
+    with jax.enable_x64(True):
+        model = build_model(design, priors, dtype=np.float64, parameterization="noncentred", max_grid_ratio=0)
+        got, _ = log_density(model.fn, (), dict(model.kwargs), {k: jnp.asarray(v) for k, v in params.items()})
+    assert float(got) == pytest.approx(_reference_log_density(design, priors, params, z) + extra, rel=1e-10)
+    # The shared parameters are those z: the poststratifier and the outputs see the structure.
+    draws = {k: np.asarray(v)[None] for k, v in params.items()}
+    back = model.effects(draws, jax.random.PRNGKey(0))
+    for name, value in z.items():
+        np.testing.assert_allclose(back[SITES.z(name)][0], value, atol=1e-12)
+
+
+@pytest.mark.parametrize("terms", STRUCTURED[:2])
+def test_the_identified_density_is_the_projected_structured_prior(data, terms):
+    """theta = T theta' with theta' independent normal: phi = R' theta' is N(R' m0, R' diag(v) R); the cells see D T R phi."""
+    design = build_design(parse_formula(f"{BASE} + {terms}"), data)
+    priors = Priors()
+    basis = identified_basis(design, priors)
+    rng = np.random.default_rng(11)
+    sds = {g: float(rng.uniform(0.1, 0.8)) for g in design.group_names}
+    rho = {s.name: float(rng.uniform(0.2, 0.8)) for s in design.layout.structured if s.prior.kind == "bym2"}
+    var = basis.prior_variances({g: np.array([v]) for g, v in sds.items()}, {g: np.array([v]) for g, v in rho.items()})[0]
+    phi = basis.R.T @ (basis.m0 + np.sqrt(var) * rng.normal(size=var.shape))
+    with jax.enable_x64(True):
+        model = build_model(design, priors, dtype=np.float64, parameterization="identified", max_grid_ratio=0)
+        params = {
+            **{SITES.sd(g): jnp.asarray(v) for g, v in sds.items()},
+            **{SITES.rho(g): jnp.asarray(v) for g, v in rho.items()},
+            SITES.identified: jnp.asarray(phi),
+        }
+        got, _ = log_density(model.fn, (), dict(model.kwargs), params)
+    cov, resid = (basis.R.T * var) @ basis.R, phi - basis.R.T @ basis.m0
+    _, logdet = np.linalg.slogdet(2 * np.pi * cov)
+    expected = -0.5 * (logdet + resid @ np.linalg.solve(cov, resid))
+    expected += sum(gamma(priors.sd_shape, scale=priors.sd_scale).logpdf(v) for v in sds.values())
+    expected += sum(beta_dist(0.5, 0.5).logpdf(v) for v in rho.values())
+    s = design.survey
+    eta = design.design_matrix() @ (basis.T @ (basis.R @ phi))
+    k, n = s.successes, s.trials
+    expected += np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * log_expit(eta) + (n - k) * log_expit(-eta))
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+
+
+def test_identified_effects_follow_the_structured_prior(data):
+    """Draw theta' from its prior, keep phi = R' theta', recover: z of the BYM2 states has BYM2's covariance.
+
+    With 20,000 draws each level's variance is held to 5 standard errors of a sample variance.
+    """
+    design = build_design(parse_formula(f"{BASE} + (1 | bym2(state)) + (1 | rw1(age))"), data)
+    model = build_model(design, Priors(), parameterization="identified")
+    basis = identified_basis(design, Priors())
+    n, rng = 20_000, np.random.default_rng(4)
+    sd = {g: np.full(n, 0.5) for g in design.group_names}
+    rho = {"state": np.full(n, 0.6)}
+    var = basis.prior_variances(sd, rho)
+    theta = basis.m0 + rng.normal(size=var.shape) * np.sqrt(var)
+    back = model.effects(
+        {SITES.identified: theta @ basis.R, **{SITES.sd(g): v for g, v in sd.items()}, "rho_state": rho["state"]},
+        jax.random.PRNGKey(1),
+    )
+    W, components = _us_graph()
+    expected = 0.6 * _linear_cov(icar_prior(W, components), 50) + 0.4 * np.eye(50)
+    got = np.var(back["z_state"], axis=0)
+    assert np.all(np.abs(got / np.diag(expected) - 1) < 5 * np.sqrt(2 / n))
+    age = np.var(back["z_age"], axis=0)
+    np.testing.assert_array_less(np.abs(age / np.diag(_linear_cov(random_walk_prior(6, 1), 6)) - 1), 5 * np.sqrt(2 / n))
+    np.testing.assert_allclose(back["z_age"].sum(axis=1), 0, atol=1e-8)  # rw1's constraint holds in every draw
+
+
+def test_the_partially_centred_model_keeps_structured_groups_noncentred(data):
+    design = build_design(parse_formula(f"{BASE} + (1 | bym2(state)) + (1 | rw1(age))"), data)
+    model = build_model(design, Priors(), parameterization="partial", sd_guess={"eth": 0.3, "state": 0.2, "age": 0.2})
+    assert {"e_state", "rho_state", "e_age", "u_eth"} <= set(model.latent_sites)
+    assert not {"u_state", "u_age", "z_state"} & set(model.latent_sites)
+
+
+def test_true_structured_effects_are_recovered(tmp_path):
+    """Truth drawn from rw1 on age and bym2 on the states: the default guide covers the true states and ages."""
+    formula = (
+        "abortion ~ (1 | bym2(state)) + (1 | eth) + (1 | educ) + (1 | rw1(age)) + male + (1 | male:eth)"
+        " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
+    )
+    cfg = compose_config(
+        [
+            "data.n=20000",
+            "seed=3",
+            "data.structure={age: rw1, state: bym2}",
+            f"model.formula='{formula}'",
+            "report=false",
+            "progress=false",
+            "checks.loo=false",
+            "checks.predictive=[]",
+        ]
+    )
+    result = run(cfg, None)
+    s = result.estimates["state"].summary().set_index("state").join(result.data.truth.area)
+    z = (s["mean"] - s["truth"]) / s["sd"]
+    # As in tests/test_recovery.py: mean square below 2.5 and at least 38 of 50 in the 90 % intervals.
+    assert np.mean(z**2) < 2.5, z.describe()
+    assert ((s["q5"] <= s["truth"]) & (s["truth"] <= s["q95"])).sum() >= 38
+    # The true age effects sum to zero under rw1, as the fitted ones do: compared level by level.
+    r_age = result.fit.draws["z_age"].reshape(-1, 6) * result.fit.draws["sd_age"].reshape(-1, 1)
+    za = (r_age.mean(0) - result.data.truth.effects["age"]) / r_age.std(0)
+    assert np.all(np.abs(za) < 3.5), za
+
+
+def test_a_random_walk_on_an_unordered_factor_is_refused(data):
+    with pytest.raises(DataError, match=r"rw1\(eth\).*not declared ordered.*data.schema.ordered: \[eth\]"):
+        build_design(parse_formula("abortion ~ (1 | rw1(eth))"), data)
+    with pytest.raises(DataError, match=r"rw2\(male\).*at least 3 levels, got 2"):
+        build_design(parse_formula("abortion ~ (1 | rw2(male))"), data)
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("abortion ~ (1 | rw1(age):state)", r"applies to one factor, not to an interaction"),
+        ("abortion ~ (1 | age) + (1 | rw1(age))", r"more than one varying intercept over \['age'\]"),
+        ("abortion ~ rw1(age)", r"write it as \(1 \| rw1\(age\)\)"),
+        ("abortion ~ (1 | rw1(age, educ))", r"takes one column"),
+    ],
+)
+def test_bad_structured_formulas_say_what_is_supported(formula, message):
+    with pytest.raises(FormulaError, match=message):
+        parse_formula(formula)
+
+
+def test_an_adjacency_with_missing_or_unknown_areas_is_refused(data, tmp_path):
+    path = tmp_path / "adj.csv"
+    path.write_text("area,neighbour\nAL,FL\nAL,GA\n")
+    with pytest.raises(DataError, match=r"47 area\(s\) of column 'state' with no entry in adjacency .*adj.csv: \['AK'"):
+        build_design(parse_formula("abortion ~ (1 | icar(state))"), data, adjacency=path)
+    shipped = [f"{STATES[i]},{STATES[j]}" for i, j in us_states_adjacency().for_levels(STATES, "state").edges]
+    path.write_text("area,neighbour\n" + "\n".join([*shipped, "AK,", "HI,", "ZZ,AL"]) + "\n")
+    with pytest.raises(DataError, match=r"adj.csv.*ZZ.*not levels of column 'state'|ZZ.*adj.csv.*'state'"):
+        build_design(parse_formula("abortion ~ (1 | bym2(state))"), data, adjacency=path)
+    # An ordered factor is not an area: the shipped states' graph does not list age groups.
+    with pytest.raises(DataError, match=r"column 'age' with no entry in adjacency us_states"):
+        build_design(parse_formula("abortion ~ (1 | bym2(age))"), data)
+
+
+def test_a_users_adjacency_is_read_for_another_geography(data, tmp_path):
+    """Education levels as a chain of 'areas' with one island: the ICAR of the file, scaled."""
+    path = tmp_path / "chain.csv"
+    path.write_text("area,neighbour\nNo HS,HS\nHS,Some college\nSome college,4-Year College\nPost-grad,\n")
+    design = build_design(parse_formula("abortion ~ (1 | icar(educ))"), data, adjacency=path)
+    prior = design.layout.group("educ").prior
+    cov = prior.basis @ prior.basis.T
+    assert cov[4, 4] == pytest.approx(1.0) and np.allclose(cov[4, :4], 0)
+    np.testing.assert_allclose(cov[:4, :4], _linear_cov(random_walk_prior(4, 1), 4), atol=1e-12)
+
+
+def test_nuts_and_the_default_guide_agree_on_a_cces_model_with_structured_priors(data_dir):
+    """The full CCES with bym2 on the states and random walks over education and age: state means within 0.5 pp of NUTS."""
+    formula = (
+        "abortion ~ (1 | bym2(state)) + (1 | eth) + (1 | rw1(educ)) + (1 | rw1(age)) + male + (1 | male:eth)"
+        " + (1 | educ:age) + (1 | educ:eth) + repvote + factor(region)"
+    )
+    common = ["data=cces18", f"data.dir={data_dir}", f"model.formula='{formula}'", "report=false", "progress=false"]
+    checks = ["checks.predictive=[]", "checks.loo=false"]
+    nuts = run(compose_config([*common, *checks, "inference=nuts"]), None)
+    svi = run(compose_config([*common, *checks]), None)
+    a, b = nuts.estimates["state"].summary(), svi.estimates["state"].summary()
+    assert list(a["state"]) == list(b["state"])
+    assert np.max(np.abs(a["mean"] - b["mean"])) < 0.005
+    # The mixing weight is a parameter of the fit in both (the default guide's identified coordinates sample it).
+    assert nuts.fit.draws["rho_state"].shape == nuts.fit.draws["sd_state"].shape
+    assert 0 < svi.fit.draws["rho_state"].mean() < 1
