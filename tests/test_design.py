@@ -215,3 +215,12 @@ def test_nuts_on_one_device_vectorizes_chains_only_on_a_gpu(design, monkeypatch,
     assert fit.diagnostics["chain_method"] == expected
     assert f"1 JAX device(s) for 4 chains: {expected}" in caplog.text
     assert fit.draws["z_state"].shape[:2] == (4, 10) and len(np.unique(fit.draws["Intercept"][:, 0])) == 4
+
+
+def test_the_deep_interaction_preset_has_about_900_effects(data):
+    """model=deep: the case study's formula and four state or demographic interactions, 903 effects on the CCES levels."""
+    cfg = compose_config(["model=deep"])
+    design = build_design(parse_formula(cfg.model.formula), data)
+    assert {"state:eth", "state:educ", "state:age", "eth:age"} <= set(design.group_names)
+    # 129 effects of the case study, then 50 x 4 + 50 x 5 + 50 x 6 + 4 x 6 = 774 more.
+    assert design.layout.size == 129 + 774

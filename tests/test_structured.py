@@ -168,7 +168,16 @@ def test_the_noncentred_log_density_is_the_independent_one(data, terms):
         np.testing.assert_allclose(back[SITES.z(name)][0], value, atol=1e-12)
 
 
-@pytest.mark.parametrize("terms", STRUCTURED[:2])
+def _theta_prime_cov(basis, var, sds, rho):
+    """Cov(theta') written out: diagonal, and sd^2 rho^|i - j| on each AR(1) block."""
+    cov = np.diag(var)
+    for name, start, stop in basis.coords.ar1:
+        lag = np.abs(np.subtract.outer(np.arange(stop - start), np.arange(stop - start)))
+        cov[start:stop, start:stop] = sds[name] ** 2 * rho[name] ** lag
+    return cov
+
+
+@pytest.mark.parametrize("terms", STRUCTURED)
 def test_the_identified_density_is_the_projected_structured_prior(data, terms):
     """theta = T theta' with theta' independent normal: phi = R' theta' is N(R' m0, R' diag(v) R); the cells see D T R phi."""
     design = build_design(parse_formula(f"{BASE} + {terms}"), data)
@@ -176,9 +185,10 @@ def test_the_identified_density_is_the_projected_structured_prior(data, terms):
     basis = identified_basis(design, priors)
     rng = np.random.default_rng(11)
     sds = {g: float(rng.uniform(0.1, 0.8)) for g in design.group_names}
-    rho = {s.name: float(rng.uniform(0.2, 0.8)) for s in design.layout.structured if s.prior.kind == "bym2"}
+    rho = {s.name: float(rng.uniform(0.2, 0.8)) for s in design.layout.structured if s.prior.has_rho}
     var = basis.prior_variances({g: np.array([v]) for g, v in sds.items()}, {g: np.array([v]) for g, v in rho.items()})[0]
-    phi = basis.R.T @ (basis.m0 + np.sqrt(var) * rng.normal(size=var.shape))
+    cov_theta = _theta_prime_cov(basis, var, sds, rho)
+    phi = basis.R.T @ (basis.m0 + np.linalg.cholesky(cov_theta) @ rng.normal(size=var.shape))
     with jax.enable_x64(True):
         model = build_model(design, priors, dtype=np.float64, parameterization="identified", max_grid_ratio=0)
         params = {
@@ -187,11 +197,15 @@ def test_the_identified_density_is_the_projected_structured_prior(data, terms):
             SITES.identified: jnp.asarray(phi),
         }
         got, _ = log_density(model.fn, (), dict(model.kwargs), params)
-    cov, resid = (basis.R.T * var) @ basis.R, phi - basis.R.T @ basis.m0
+    cov, resid = basis.R.T @ cov_theta @ basis.R, phi - basis.R.T @ basis.m0
     _, logdet = np.linalg.slogdet(2 * np.pi * cov)
     expected = -0.5 * (logdet + resid @ np.linalg.solve(cov, resid))
     expected += sum(gamma(priors.sd_shape, scale=priors.sd_scale).logpdf(v) for v in sds.values())
-    expected += sum(beta_dist(0.5, 0.5).logpdf(v) for v in rho.values())
+    for slot in design.layout.structured:
+        if slot.prior.kind == "bym2":
+            expected += beta_dist(0.5, 0.5).logpdf(rho[slot.name])
+        elif slot.prior.kind == "ar1":
+            expected += np.log(0.5)
     s = design.survey
     eta = design.design_matrix() @ (basis.T @ (basis.R @ phi))
     k, n = s.successes, s.trials
@@ -200,29 +214,35 @@ def test_the_identified_density_is_the_projected_structured_prior(data, terms):
 
 
 def test_identified_effects_follow_the_structured_prior(data):
-    """Draw theta' from its prior, keep phi = R' theta', recover: z of the BYM2 states has BYM2's covariance.
+    """Draw theta' from its prior, keep phi = R' theta', recover: each structured group's z has its prior's covariance.
 
-    With 20,000 draws each level's variance is held to 5 standard errors of a sample variance.
+    With 20,000 draws each level's variance is held to 5 standard errors of a sample variance,
+    and AR(1)'s lag-one correlation to 5 standard errors (about (1 - rho^2) / sqrt(n)).
     """
-    design = build_design(parse_formula(f"{BASE} + (1 | bym2(state)) + (1 | rw1(age))"), data)
+    design = build_design(parse_formula(f"{BASE} + (1 | bym2(state)) + (1 | rw1(age)) + (1 | ar1(educ))"), data)
     model = build_model(design, Priors(), parameterization="identified")
     basis = identified_basis(design, Priors())
     n, rng = 20_000, np.random.default_rng(4)
     sd = {g: np.full(n, 0.5) for g in design.group_names}
-    rho = {"state": np.full(n, 0.6)}
+    rho = {"state": np.full(n, 0.6), "educ": np.full(n, -0.5)}
     var = basis.prior_variances(sd, rho)
-    theta = basis.m0 + rng.normal(size=var.shape) * np.sqrt(var)
-    back = model.effects(
-        {SITES.identified: theta @ basis.R, **{SITES.sd(g): v for g, v in sd.items()}, "rho_state": rho["state"]},
-        jax.random.PRNGKey(1),
+    chol = np.linalg.cholesky(
+        _theta_prime_cov(basis, var[0], {g: v[0] for g, v in sd.items()}, {g: v[0] for g, v in rho.items()})
     )
+    theta = basis.m0 + rng.normal(size=var.shape) @ chol.T
+    draws = {SITES.identified: theta @ basis.R, **{SITES.sd(g): v for g, v in sd.items()}}
+    back = model.effects({**draws, "rho_state": rho["state"], "rho_educ": rho["educ"]}, jax.random.PRNGKey(1))
     W, components = _us_graph()
     expected = 0.6 * _linear_cov(icar_prior(W, components), 50) + 0.4 * np.eye(50)
-    got = np.var(back["z_state"], axis=0)
-    assert np.all(np.abs(got / np.diag(expected) - 1) < 5 * np.sqrt(2 / n))
+    tol = 5 * np.sqrt(2 / n)
+    assert np.all(np.abs(np.var(back["z_state"], axis=0) / np.diag(expected) - 1) < tol)
     age = np.var(back["z_age"], axis=0)
-    np.testing.assert_array_less(np.abs(age / np.diag(_linear_cov(random_walk_prior(6, 1), 6)) - 1), 5 * np.sqrt(2 / n))
+    np.testing.assert_array_less(np.abs(age / np.diag(_linear_cov(random_walk_prior(6, 1), 6)) - 1), tol)
     np.testing.assert_allclose(back["z_age"].sum(axis=1), 0, atol=1e-8)  # rw1's constraint holds in every draw
+    educ = back["z_educ"]
+    np.testing.assert_array_less(np.abs(np.var(educ, axis=0) - 1), tol)
+    lag1 = np.mean([np.corrcoef(educ[:, k], educ[:, k + 1])[0, 1] for k in range(4)])
+    assert abs(lag1 + 0.5) < 5 * (1 - 0.25) / np.sqrt(n)
 
 
 def test_the_partially_centred_model_keeps_structured_groups_noncentred(data):

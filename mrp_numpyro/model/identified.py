@@ -28,14 +28,13 @@ coordinates change, with unit Jacobian).
 coordinates where its prior is independent: ``theta = T theta'`` with ``T`` the identity on
 the other effects and, for that group, its basis ``B`` (with prior variance ``sd^2`` per
 column; ``sd^2 rho`` under ``bym2``, beside the identity with ``sd^2 (1 - rho)``) and
-``rw2``'s trend (prior variance 1). The split above is then made of ``D T``. An ``ar1``
-prior's map moves with ``rho``, so a formula with one falls back to the non-centred
-coordinates (:class:`Identified` says so in the log).
+``rw2``'s trend (prior variance 1); an ``ar1`` group keeps its levels, whose prior is
+``sd^2`` times the AR(1) correlation (:mod:`mrp_numpyro.model.prior_coordinates`). The split
+above is then made of ``D T``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -52,9 +51,7 @@ from ..design.layout import SITES, ParameterLayout
 from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
-from .noncentred import NonCentred
-
-log = logging.getLogger(__name__)
+from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_factor, prior_precision
 
 __all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
 
@@ -79,14 +76,8 @@ class IdentifiedBasis:
         Prior variances of the intercept and the coefficients.
     layout : ParameterLayout
         Where each group's intercepts sit in ``theta``.
-    T : array (P, P')
-        ``theta = T theta'``: the identity where no group has a structured prior.
-    scale_index : int array (P',)
-        Which scale each element of ``theta'`` has (:func:`column_scales`): ``3 g`` for group
-        ``g``'s sd, ``3 g + 1`` and ``3 g + 2`` for BYM2's ``sd sqrt(rho)`` and
-        ``sd sqrt(1 - rho)``, ``3 G`` for a fixed one (``base_sd``).
-    base_sd : array (P',)
-        The fixed prior sd of every element with scale index ``3 G``, 1 elsewhere.
+    coords : PriorCoordinates
+        ``theta = T theta'`` and the prior scales of ``theta'`` (:mod:`mrp_numpyro.model.prior_coordinates`).
     """
 
     R: np.ndarray
@@ -94,9 +85,12 @@ class IdentifiedBasis:
     m0: np.ndarray
     fixed_var: np.ndarray
     layout: ParameterLayout
-    T: np.ndarray
-    scale_index: np.ndarray
-    base_sd: np.ndarray
+    coords: PriorCoordinates
+
+    @property
+    def T(self) -> np.ndarray:
+        """``theta = T theta'``."""
+        return self.coords.T
 
     @property
     def rank(self) -> int:
@@ -104,50 +98,21 @@ class IdentifiedBasis:
         return self.R.shape[1]
 
     def prior_variances(self, sd: Mapping[str, np.ndarray], rho: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Prior variance of every element of ``theta'`` for draws of the group sds (and BYM2's ``rho``): (draws, P')."""
+        """Prior variance of every element of ``theta'`` for draws of the group sds (and BYM2's ``rho``): (draws, P').
+
+        An AR(1) block's elements have variance ``sd^2`` and correlation ``rho^|i - j|``
+        (:func:`~mrp_numpyro.model.prior_coordinates.prior_precision`).
+        """
         rho = rho or {}
         n = len(next(iter(sd.values()))) if sd else 1
         scales = [np.ones(n)] * (3 * len(self.layout.groups) + 1)
         for g, slot in enumerate(self.layout.groups):
             s = np.asarray(sd[slot.name], np.float64)
-            r = np.asarray(rho.get(slot.name, np.full(n, 0.5)), np.float64)
+            # Only BYM2's rho scales columns (an AR(1) rho correlates its block instead).
+            r = np.asarray(rho[slot.name] if slot.prior.kind == "bym2" else np.full(n, 0.5), np.float64)
             scales[3 * g : 3 * g + 3] = [s, s * np.sqrt(r), s * np.sqrt(1.0 - r)]
         table = np.stack(scales, axis=1)
-        return (table[:, self.scale_index] * self.base_sd) ** 2
-
-
-def _prior_basis(layout: ParameterLayout, fixed_sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``T``, the scale index and the base sds of ``theta'`` (see :class:`IdentifiedBasis`)."""
-    G = len(layout.groups)
-    blocks: list[np.ndarray] = [np.eye(layout.n_fixed)]
-    index: list[np.ndarray] = [np.full(layout.n_fixed, 3 * G)]
-    base: list[np.ndarray] = [np.asarray(fixed_sd, np.float64)]
-    for g, slot in enumerate(layout.groups):
-        prior = slot.prior
-        parts: list[tuple[np.ndarray, int, float]] = []  # (columns, scale index, base sd)
-        if not prior.structured:
-            parts.append((np.eye(slot.size), 3 * g, 1.0))
-        else:
-            assert prior.basis is not None  # ar1 has no fixed map and falls back before this
-            parts.append((prior.basis, 3 * g + (1 if prior.kind == "bym2" else 0), 1.0))
-            if prior.kind == "bym2":
-                parts.append((np.eye(slot.size), 3 * g + 2, 1.0))
-            if prior.trend is not None:
-                parts.append((prior.trend[:, None], 3 * G, 1.0))
-        for cols, idx, sd in parts:
-            full = np.zeros((layout.size, cols.shape[1]))
-            full[slot.start : slot.stop] = cols
-            blocks.append(full)
-            index.append(np.full(cols.shape[1], idx))
-            base.append(np.full(cols.shape[1], sd))
-    T = np.hstack([np.vstack([blocks[0], np.zeros((layout.size - layout.n_fixed, layout.n_fixed))]), *blocks[1:]])
-    return T, np.concatenate(index), np.concatenate(base)
-
-
-def column_scales(sds: jax.Array, rhos: jax.Array) -> jax.Array:
-    """The scales of :class:`IdentifiedBasis`'s ``scale_index``: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1."""
-    per_group = jnp.stack([sds, sds * jnp.sqrt(rhos), sds * jnp.sqrt(1.0 - rhos)], axis=1).reshape(-1)
-    return jnp.concatenate([per_group, jnp.ones(1, per_group.dtype)])
+        return (table[:, self.coords.scale_index] * self.coords.base_sd) ** 2
 
 
 def _grouped(row_basis: np.ndarray, order: Iterable[int]) -> np.ndarray:
@@ -193,7 +158,8 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
     p = layout.n_coefficients
     coef_scale = priors.coef_scales(design.x_scale) if p else np.zeros(0)
     fixed_var = np.concatenate([[priors.intercept_scale**2], np.asarray(coef_scale, np.float64) ** 2])
-    T, scale_index, base_sd = _prior_basis(layout, np.sqrt(fixed_var))
+    coords = prior_coordinates(layout, np.sqrt(fixed_var))
+    T = coords.T
     D = design.design_matrix() @ T
     # Only the right singular vectors are needed: with at least as many cells as columns the
     # thin SVD has all of them (and skips a cells x cells matrix); otherwise ask for all.
@@ -219,9 +185,7 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
         m0=m0,
         fixed_var=fixed_var,
         layout=layout,
-        T=T,
-        scale_index=scale_index,
-        base_sd=base_sd,
+        coords=coords,
     )
 
 
@@ -240,8 +204,8 @@ def identified_arrays(
         "rows": tuple(jnp.asarray(r @ to_phi, dtype) for r in blocks.rows),
         "R": jnp.asarray(basis.R, dtype),
         "phi_loc": jnp.asarray(basis.R.T @ basis.m0, dtype),
-        "base_sd": jnp.asarray(basis.base_sd, dtype),
-        "scale_index": jnp.asarray(basis.scale_index),
+        "base_sd": jnp.asarray(basis.coords.base_sd, dtype),
+        "scale_index": jnp.asarray(basis.coords.scale_index),
     }
 
 
@@ -258,6 +222,7 @@ def mrp_logit_identified(
     group_names: tuple[str, ...],
     priors: Priors,
     mixed: tuple[str, ...] = (),
+    ar1: tuple[tuple[str, int, int], ...] = (),
 ) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
@@ -280,24 +245,23 @@ def mrp_logit_identified(
     priors : Priors
     mixed : tuple of str
         The groups under a BYM2 prior, whose mixing weight ``rho_<g> ~ Beta(1/2, 1/2)`` is sampled.
+    ar1 : tuple of (str, int, int)
+        The groups under an AR(1) prior and their blocks of ``theta'``
+        (:class:`~mrp_numpyro.model.prior_coordinates.PriorCoordinates`); their
+        ``rho_<g> ~ Uniform(-1, 1)`` is sampled.
     """
     sd_draws = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
     sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, base_sd.dtype)
-    # Only BYM2's groups use their rho; the others' is a placeholder (0.5 keeps every sqrt's gradient finite).
-    rhos = (
-        jnp.stack(
-            [
-                numpyro.sample(SITES.rho(name), dist.Beta(0.5, 0.5)) if name in mixed else jnp.full((), 0.5, base_sd.dtype)
-                for name in group_names
-            ]
-        )
-        if group_names
-        else jnp.zeros(0, base_sd.dtype)
-    )
+    # Only BYM2's groups use their rho in the scales; the others' is a placeholder (0.5 keeps
+    # every sqrt's gradient finite).
+    rho = {name: numpyro.sample(SITES.rho(name), dist.Beta(0.5, 0.5)) for name in mixed}
+    rho |= {name: numpyro.sample(SITES.rho(name), dist.Uniform(-1.0, 1.0)) for name, _, _ in ar1}
+    half = jnp.full((), 0.5, base_sd.dtype)
+    rhos = jnp.stack([rho[n] if n in mixed else half for n in group_names]) if group_names else jnp.zeros(0, base_sd.dtype)
     std = base_sd * column_scales(sds, rhos)[scale_index]
-    # Cov(phi) = R' diag(std^2) R = U'U for the QR factor U of diag(std) R: a Cholesky factor
-    # computed without squaring the condition number (prior sds span 2.5 down to ~1e-3).
-    upper = jnp.linalg.qr(std[:, None] * R, mode="r")
+    # Cov(phi) = R' S S' R = U'U for the QR factor U of S' R: a Cholesky factor computed
+    # without squaring the condition number (prior sds span 2.5 down to ~1e-3).
+    upper = jnp.linalg.qr(prior_factor(std, R, ar1, rho), mode="r")
     sign = jnp.where(jnp.diagonal(upper) < 0, -1.0, 1.0)
     phi = numpyro.sample(SITES.identified, dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
     with numpyro.plate_stack("cells", trials.shape):
@@ -318,7 +282,7 @@ def recover_effects(
     -------
     dict
         ``Intercept``, ``beta`` (when there are predictors), ``sd_<g>`` and ``z_<g>`` (and
-        BYM2's ``rho_<g>``), (draws, ...).
+        the ``rho_<g>`` of BYM2 and AR(1) priors), (draws, ...).
     """
     phi = np.asarray(draws[SITES.identified], np.float64)
     n = len(phi)
@@ -330,10 +294,11 @@ def recover_effects(
         noise = np.asarray(jax.random.normal(rng_key, (n, N.shape[1])), np.float64)
         for start in range(0, n, chunk_size):
             sl = slice(start, min(n, start + chunk_size))
-            prec = 1.0 / basis.prior_variances({g: v[sl] for g, v in sd.items()}, {g: v[sl] for g, v in rho.items()})
-            # psi | phi, sd: precision N' diag(prec) N, mean from the prior's pull towards m0.
-            lam = np.einsum("pk,np,pl->nkl", N, prec, N)
-            rhs = np.einsum("pk,np->nk", N, prec * (m0 - theta[sl]))
+            sd_sl, rho_sl = {g: v[sl] for g, v in sd.items()}, {g: v[sl] for g, v in rho.items()}
+            prec = prior_precision(basis.coords, basis.prior_variances(sd_sl, rho_sl), sd_sl, rho_sl)
+            # psi | phi, sd: precision N' P N, mean from the prior's pull towards m0.
+            lam = prec.project(N)
+            rhs = prec.times(m0 - theta[sl]) @ N
             chol = np.linalg.cholesky(lam)
             mean = np.linalg.solve(lam, rhs[..., None])[..., 0]
             # x = L'^-1 e has covariance (L L')^-1 = lam^-1.
@@ -367,23 +332,17 @@ class Identified(Parameterization):
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
         """The identified model of ``design``, with its basis (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
-        moving = [g.text for g in design.spec.groups if g.structure == "ar1"]
-        if moving:
-            log.warning(
-                "identified coordinates need each prior's map to be fixed, and %s moves with rho: "
-                "the model is fitted in non-centred coordinates instead",
-                ", ".join(moving),
-            )
-            return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
         mixed = tuple(g.name for g in design.layout.structured if g.prior.kind == "bym2")
         return MRPModel(
             design,
             priors,
-            partial(mrp_logit_identified, group_names=design.group_names, priors=priors, mixed=mixed),
+            partial(mrp_logit_identified, group_names=design.group_names, priors=priors, mixed=mixed, ar1=basis.coords.ar1),
             {**identified_arrays(design, basis, dtype, blocks), **likelihood},
-            latent_sites=(SITES.identified,) + design.layout.sd_sites + tuple(SITES.rho(g) for g in mixed),
+            latent_sites=(SITES.identified,)
+            + design.layout.sd_sites
+            + tuple(SITES.rho(g) for g in (*mixed, *(name for name, _, _ in basis.coords.ar1))),
             effects=partial(recover_effects, design=design, basis=basis),
             parameterization=self.name,
         )
