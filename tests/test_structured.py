@@ -24,6 +24,7 @@ from mrp_numpyro.design.layout import SITES
 from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.design.structure import ar1_prior, icar_prior, random_walk_prior
 from mrp_numpyro.model.base import build_model
+from mrp_numpyro.model.centring import centring_weights
 from mrp_numpyro.model.identified import identified_basis
 
 BASE = "abortion ~ (1 | eth) + male + repvote + factor(region)"
@@ -245,11 +246,51 @@ def test_identified_effects_follow_the_structured_prior(data):
     assert abs(lag1 + 0.5) < 5 * (1 - 0.25) / np.sqrt(n)
 
 
-def test_the_partially_centred_model_keeps_structured_groups_noncentred(data):
-    design = build_design(parse_formula(f"{BASE} + (1 | bym2(state)) + (1 | rw1(age))"), data)
-    model = build_model(design, Priors(), parameterization="partial", sd_guess={"eth": 0.3, "state": 0.2, "age": 0.2})
-    assert {"e_state", "rho_state", "e_age", "u_eth"} <= set(model.latent_sites)
-    assert not {"u_state", "u_age", "z_state"} & set(model.latent_sites)
+@pytest.mark.parametrize("terms", STRUCTURED)
+def test_partial_centring_of_structured_groups_is_a_change_of_variables(data, terms):
+    """u = sigma^c e per independent coordinate: the partially centred density is the non-centred
+    one minus sum(c log sigma), and both map to the same z (ar1 and bym2 stay non-centred)."""
+    design = build_design(parse_formula(f"{BASE} + {terms}"), data)
+    guess = {g: 0.3 for g in design.group_names}
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        nc = build_model(design, Priors(), dtype=np.float64, parameterization="noncentred", max_grid_ratio=0)
+        pc = build_model(design, Priors(), dtype=np.float64, parameterization="partial", sd_guess=guess, max_grid_ratio=0)
+        centring = pc.fn.keywords["centring"]
+        params = {"Intercept": -0.4, "beta": rng.normal(0, 0.3, design.layout.n_coefficients)}
+        for slot in design.layout.groups:
+            params[SITES.sd(slot.name)] = rng.uniform(0.1, 0.6)
+            for site in slot.sites:
+                size = slot.prior.standard_size(slot.size) if site.startswith("e_") else slot.size
+                params[site] = rng.uniform(-0.8, 0.8) if site.startswith(("rho_", "slope_")) else rng.normal(size=size)
+        if "rho_state" in params:
+            params["rho_state"] = abs(params["rho_state"])  # bym2's weight is in (0, 1)
+        sds = [np.asarray(params[SITES.sd(g)]) for g in design.group_names]
+        weights = centring_weights(sds, centring)
+        partial_params = {k: v for k, v in params.items() if not k.startswith(("z_", "e_"))}
+        jacobian = 0.0
+        parts = centring.parts or (None,) * len(design.group_names)
+        for slot, c, part in zip(design.layout.groups, weights, parts, strict=True):
+            sd = params[SITES.sd(slot.name)]
+            if not slot.prior.structured:
+                partial_params[SITES.centred(slot.name)] = params[SITES.z(slot.name)] * sd**c
+                jacobian += np.sum(c * np.log(sd))
+            elif part is None:  # ar1 and bym2, non-centred
+                partial_params[SITES.standard(slot.name)] = params[SITES.standard(slot.name)]
+            else:
+                sigma = part.sigma(sd, params.get(SITES.rho(slot.name)))
+                partial_params[SITES.centred(slot.name)] = params[SITES.standard(slot.name)] * sigma**c
+                jacobian += np.sum(c * np.log(sigma))
+        to_jax = lambda d: {k: jnp.asarray(v) for k, v in d.items()}  # noqa: E731
+        lp_nc, _ = log_density(nc.fn, (), dict(nc.kwargs), to_jax(params))
+        lp_pc, _ = log_density(pc.fn, (), dict(pc.kwargs), to_jax(partial_params))
+    assert float(lp_pc) == pytest.approx(float(lp_nc) - jacobian, rel=1e-10)
+    z_nc = nc.effects({k: np.asarray(v)[None] for k, v in params.items()}, jax.random.PRNGKey(0))
+    z_pc = pc.effects({k: np.asarray(v)[None] for k, v in partial_params.items()}, jax.random.PRNGKey(0))
+    for name in design.group_names:
+        np.testing.assert_allclose(z_pc[SITES.z(name)], z_nc[SITES.z(name)], atol=1e-10)
+    structured = {g.name for g in design.layout.structured if g.prior.kind not in ("ar1", "bym2")}
+    assert {SITES.centred(g) for g in structured} <= set(pc.latent_sites)
 
 
 def test_true_structured_effects_are_recovered(tmp_path):

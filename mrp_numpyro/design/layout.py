@@ -278,6 +278,8 @@ class ParameterLayout:
         """
         out = dict(draws)
         for slot in self.structured:
+            if SITES.standard(slot.name) not in out:  # already mapped (a partially centred group)
+                continue
             e = out.pop(SITES.standard(slot.name))
             slope = out.pop(SITES.slope(slot.name), None)
             sd = np.asarray(out[SITES.sd(slot.name)], np.float64)

@@ -32,7 +32,7 @@ from ..design.structure import IID, GroupPrior
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, block_predictor
 from .centring import Centring, centring_weights
-from .structured import structured_z
+from .structured import centred_structured, structured_z
 
 __all__ = ["mrp_logit", "NonCentred"]
 
@@ -75,11 +75,13 @@ def mrp_logit(
         Partial centring (:mod:`mrp_numpyro.model.centring`, static): the model samples every
         ``sd_<g>`` first, then ``u_<g> ~ Normal(0, sd^c)`` with intercepts ``sd^(1 - c) u``
         and weights ``c`` computed at those sds, instead of ``z_<g> ~ Normal(0, 1)`` with
-        intercepts ``sd z``. ``None``: non-centred.
+        intercepts ``sd z``; a structured group with a fixed map is centred in its independent
+        coordinates (:class:`~mrp_numpyro.model.centring.StructuredParts`). ``None``: non-centred.
     group_priors : tuple of GroupPrior, optional
         Each group's prior (static, :mod:`mrp_numpyro.design.structure`); a structured one is
-        sampled non-centred by :func:`~mrp_numpyro.model.structured.structured_z`, with or
-        without ``centring``. Empty: every group ``iid``.
+        sampled non-centred by :func:`~mrp_numpyro.model.structured.structured_z`, or partially
+        centred by :func:`~mrp_numpyro.model.structured.centred_structured` with ``centring``.
+        Empty: every group ``iid``.
     """
     intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
     beta = (
@@ -100,12 +102,15 @@ def mrp_logit(
         # Every sd first: a main effect's weights depend on its interactions' sds.
         sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
         weights = centring_weights(sds, centring)
-        for name, size, sd, c, prior in zip(group_names, group_sizes, sds, weights, structures, strict=True):
-            if prior.structured:
+        parts = centring.parts or (None,) * len(group_names)
+        for name, size, sd, c, prior, part in zip(group_names, group_sizes, sds, weights, structures, parts, strict=True):
+            if part is not None:
+                effects.append(centred_structured(name, prior, part, sd, c))
+            elif prior.structured:  # ar1: non-centred
                 effects.append(sd * structured_z(name, size, prior, sd))
-                continue
-            with numpyro.plate(name, size):
-                effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
+            else:
+                with numpyro.plate(name, size):
+                    effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
     eta = block_predictor(pack(intercept, beta, effects), rows, index)
     with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)

@@ -36,17 +36,31 @@ def _decentre(
 ) -> dict[str, np.ndarray]:
     """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds.
 
-    A structured group is sampled non-centred (:mod:`mrp_numpyro.model.structured`) and is
-    mapped to its ``z`` by :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise`.
+    A centred structured group has ``a = columns @ (sigma^(1 - c) u)`` (plus ``rw2``'s
+    trend); ``ar1`` and ``bym2`` groups are non-centred and mapped to their ``z`` by
+    :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise`.
     """
     group_names = layout.group_names
     centred = {SITES.centred(name) for name in group_names}
     out = {k: v for k, v in draws.items() if k not in centred}
     sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
-    for slot, sd, c in zip(layout.groups, sds, centring_weights(sds, centring), strict=True):
-        if not slot.prior.structured:
-            u = np.asarray(draws[SITES.centred(slot.name)], np.float64)
+    parts = centring.parts or (None,) * len(group_names)
+    for slot, sd, c, part in zip(layout.groups, sds, centring_weights(sds, centring), parts, strict=True):
+        u = draws.get(SITES.centred(slot.name))
+        if u is None:  # ar1 and bym2, sampled non-centred
+            continue
+        u = np.asarray(u, np.float64)
+        if part is None:
             out[SITES.z(slot.name)] = u * sd[:, None] ** -c
+            continue
+        rho = draws.get(SITES.rho(slot.name))
+        sigma = part.sigma(sd, None if rho is None else np.asarray(rho, np.float64))
+        a = (sigma ** (1.0 - c) * u) @ part.columns.T
+        slope = out.pop(SITES.slope(slot.name), None)
+        if slope is not None:
+            assert slot.prior.trend is not None  # only rw2 has a slope
+            a = a + np.asarray(slope, np.float64)[:, None] * slot.prior.trend
+        out[SITES.z(slot.name)] = a / sd[:, None]
     return layout.standardise(out)
 
 
@@ -95,14 +109,19 @@ class PartiallyCentred(Parameterization):
             sd_guess = self.pilot(noncentred, rng_key)
         centring = centring_for(design, sd_guess, self.caution)
         layout = design.layout
-        if layout.structured:
-            log.info(
-                "partial centring: %s keep their structured priors non-centred; the other groups are centred as their data allow",
-                ", ".join(g.name for g in layout.structured),
-            )
-        latent = layout.fixed_sites + tuple(
-            s for g in layout.groups for s in (SITES.sd(g.name), *(g.sites if g.prior.structured else (SITES.centred(g.name),)))
-        )
+        parts = centring.parts or (None,) * len(layout.groups)
+        kept = [g.name for g, part in zip(layout.groups, parts, strict=True) if g.prior.structured and part is None]
+        if kept:
+            log.info("partial centring: %s keep their ar1 or bym2 priors non-centred", ", ".join(kept))
+        latent = layout.fixed_sites
+        for slot, part in zip(layout.groups, parts, strict=True):
+            if slot.prior.structured and part is None:
+                latent += (SITES.sd(slot.name), *slot.sites)
+                continue
+            latent += (SITES.sd(slot.name),)
+            latent += (SITES.rho(slot.name),) if slot.prior.has_rho else ()
+            latent += (SITES.centred(slot.name),)
+            latent += (SITES.slope(slot.name),) if slot.prior.trend is not None else ()
         effects = partial(_decentre, layout=layout, centring=centring)
         return MRPModel(
             design,

@@ -1,12 +1,13 @@
-"""A group's standardised intercepts under a structured prior, sampled non-centred.
+"""A group's standardised intercepts under a structured prior, sampled non-centred or partially centred.
 
 The prior (:mod:`mrp_numpyro.design.structure`) is a map of independent standard normals
 ``e_<g>`` to ``z_<g>``, with a correlation or mixing weight ``rho_<g>`` for ``ar1`` and
 ``bym2`` and a trend ``slope_<g>`` for ``rw2``. Sampling ``e`` and mapping it keeps every
 structured prior proper and non-centred: no soft sum-to-zero constraint and no funnel
 between ``sd_<g>`` and the intercepts. Every parameterisation samples structured groups this
-way (partial centring and the identified coordinates handle the independent groups only, or
-fall back here; :mod:`mrp_numpyro.model.partial`, :mod:`mrp_numpyro.model.identified`).
+way, except that partial centring (:mod:`mrp_numpyro.model.partial`) centres a fixed map's
+independent coordinates as far as the data allow (:func:`centred_structured`) and the
+identified coordinates (:mod:`mrp_numpyro.model.identified`) integrate their null directions.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpyro.distributions as dist
 
 from ..design.layout import SITES
 from ..design.structure import GroupPrior
+from .centring import StructuredParts
 
-__all__ = ["structured_z", "ar1_map", "rho_prior"]
+__all__ = ["structured_z", "centred_structured", "ar1_map", "rho_prior"]
 
 
 def rho_prior(prior: GroupPrior) -> dist.Distribution:
@@ -69,3 +71,20 @@ def structured_z(name: str, size: int, prior: GroupPrior, sd: jax.Array) -> jax.
         slope = numpyro.sample(SITES.slope(name), dist.Normal(0.0, 1.0))
         z = z + (slope / sd) * jnp.asarray(prior.trend, e.dtype)
     return z
+
+
+def centred_structured(name: str, prior: GroupPrior, parts: StructuredParts, sd: jax.Array, c: jax.Array) -> jax.Array:
+    """Sample a structured group with a fixed map partially centred; return its intercepts ``a`` (levels,).
+
+    The intercepts are ``columns @ b`` with ``b_k = sigma_k^(1 - c_k) u_k`` and
+    ``u_k ~ Normal(0, sigma_k^c_k)`` (:class:`~mrp_numpyro.model.centring.StructuredParts`),
+    so ``b_k ~ Normal(0, sigma_k)`` whatever the weights ``c``; ``rw2``'s trend is added as
+    ``slope * t``.
+    """
+    rho = numpyro.sample(SITES.rho(name), rho_prior(prior)) if prior.has_rho else None
+    sigma = parts.sigma(sd, rho)
+    u = numpyro.sample(SITES.centred(name), dist.Normal(0.0, sigma**c).to_event(1))
+    a = jnp.asarray(parts.columns, u.dtype) @ (sigma ** (1.0 - c) * u)
+    if prior.trend is not None:
+        a = a + numpyro.sample(SITES.slope(name), dist.Normal(0.0, 1.0)) * jnp.asarray(prior.trend, u.dtype)
+    return a
