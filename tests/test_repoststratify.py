@@ -207,3 +207,25 @@ def test_count_column_and_an_empty_table(fitted, files, tmp_path):
         repoststratify(fitted, both, count="turnout")
     with pytest.raises(DataError, match="has no rows"):
         repoststratify(fitted, table.iloc[:0])
+
+
+def test_a_structured_fit_repoststratifies_and_refuses_new_levels_of_its_structured_groups(files, tmp_path):
+    """A bym2/rw1 fit: the same table gives its estimates again (the adjacency rebuilt from the
+    saved config), and a table with a new state is refused, for the prior has no place for it."""
+    cfg = _config(files, "table.csv")
+    with open_dict(cfg):
+        cfg.model.formula = "abortion ~ (1 | bym2(state)) + (1 | eth) + (1 | rw1(age)) + male + repvote"
+    out = tmp_path / "structured"
+    run(cfg, out)
+    result = repoststratify(out, files / "table.csv")
+    pd.testing.assert_frame_equal(
+        result.tables["state"], pd.read_csv(out / "estimates_state.csv"), check_dtype=False, check_column_type=False
+    )
+    table = pd.read_csv(files / "table.csv")
+    extra = table[table["state"] == "AK"].assign(state="PR")
+    areas = pd.read_csv(files / "areas.csv").set_index("state")
+    both = pd.concat([table, extra], ignore_index=True)
+    both["repvote"] = both["state"].map(areas["repvote"]).fillna(areas.loc["AK", "repvote"])
+    both["region"] = both["state"].map(areas["region"]).fillna(areas.loc["AK", "region"])
+    with pytest.raises(DataError, match=r"level\(s\) \['PR'\] that the fit never saw; state enters the model .*structured prior"):
+        repoststratify(out, both)
