@@ -27,11 +27,13 @@ from .app.run import RunResult, run
 from .calibration import Calibration
 from .checking import CellLoo, cell_loo, predictive_by_group
 from .data import load_cces18, load_files, load_synthetic
+from .data.adjacency import Adjacency, read_adjacency, us_states_adjacency
 from .data.schema import DataError, MRPData, SurveySchema
 from .design.cells import Design, build_design
 from .design.formula import parse_formula
 from .design.layout import SITES, ParameterLayout
 from .design.priors import Priors
+from .design.structure import GroupPrior
 from .diagnostics import Verdict
 from .inference import Fit, NUTSMethod, SVIMethod, fit_nuts, fit_svi
 from .model import Identified, MRPModel, NonCentred, Parameterization, PartiallyCentred, build_model, mrp_logit
@@ -40,6 +42,10 @@ from .poststratification import poststratify_calibrated, poststratify_draws, sum
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adjacency",
+    "GroupPrior",
+    "read_adjacency",
+    "us_states_adjacency",
     "Calibration",
     "CellLoo",
     "Checks",

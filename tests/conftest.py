@@ -30,3 +30,21 @@ def data_dir() -> Path:
     if not (SHARED_DATA / "cces_all_clean.csv").is_file():
         pytest.skip(f"CCES data not found in {SHARED_DATA}; set MRP_DATA_DIR to run the CCES tests")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cces_nuts_and_default_guide(data_dir):
+    """``fit(formula) -> (nuts, default guide)``: both run on the full CCES, without the report or the checks."""
+    from mrp_numpyro.app.config import compose_config
+    from mrp_numpyro.app.run import run
+
+    def fit(formula: str):
+        common = ["data=cces18", f"data.dir={data_dir}", f"model.formula='{formula}'", "report=false", "progress=false"]
+        common += ["checks.predictive=[]", "checks.loo=false"]
+        nuts = run(compose_config([*common, "inference=nuts"]), None)
+        svi = run(compose_config(common), None)
+        a, b = nuts.estimates["state"].summary(), svi.estimates["state"].summary()
+        assert list(a["state"]) == list(b["state"])
+        return nuts, svi
+
+    return fit

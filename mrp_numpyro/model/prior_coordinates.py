@@ -91,7 +91,7 @@ def prior_coordinates(layout: ParameterLayout, fixed_sd: np.ndarray) -> PriorCoo
 
 
 def column_scales(sds: jax.Array, rhos: jax.Array) -> jax.Array:
-    """The scales :attr:`PriorCoordinates.scale_index` picks from: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1."""
+    """The scales that ``PriorCoordinates.scale_index`` picks from: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1."""
     per_group = jnp.stack([sds, sds * jnp.sqrt(rhos), sds * jnp.sqrt(1.0 - rhos)], axis=1).reshape(-1)
     return jnp.concatenate([per_group, jnp.ones(1, per_group.dtype)])
 
