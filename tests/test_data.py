@@ -136,3 +136,30 @@ class TestRawCleaning:
         d = load_cces18(tmp_path, survey_file="raw.csv", survey_format="cces18_raw")
         assert len(d.survey) == 997
         assert any("DC" in note for note in d.notes)
+
+
+def test_truth_by_any_grouping():
+    """truth.by: the state grouping is truth.area, none is the nation, and any other pairs with the poststratifier's labels."""
+    from mrp_numpyro.data.schema import Truth
+    from mrp_numpyro.poststratification import group_cells
+
+    d = load_synthetic(2000, seed=0, structure={"age": "rw1"})
+    truth = d.truth
+    assert len(truth.cells) == len(d.poststrat) and {"p", "n"} <= set(truth.cells.columns)
+    # Labels as the poststratifier writes them (objects); truth.area keeps its own index type.
+    pd.testing.assert_series_equal(truth.by(["state"]), truth.area, check_index_type=False, check_exact=False, rtol=0, atol=1e-12)
+    national = truth.by([])
+    assert list(national.index) == [0] and national.iloc[0] == pytest.approx(truth.national, rel=0, abs=1e-12)
+    # The state-by-age truth lines up with the poststratifier's groups of the table, in its order.
+    _, labels = group_cells(d.poststrat, ["state", "age"])
+    by = truth.by(["state", "age"])
+    assert len(by) == 300 and by.index.names == ["state", "age"]
+    pd.testing.assert_index_equal(by.index, pd.MultiIndex.from_frame(labels))
+    n = truth.cells["n"]
+    first = truth.cells[(truth.cells["state"] == "AL") & (truth.cells["age"] == "18-29")]
+    assert by[("AL", "18-29")] == pytest.approx((first["p"] * first["n"]).sum() / first["n"].sum(), rel=1e-12)
+    assert n.sum() == d.poststrat["n"].sum()
+    with pytest.raises(ValueError, match="holds no cells"):
+        Truth(area=truth.area, national=truth.national).by(["state"])
+    with pytest.raises(ValueError, match=r"\['region'\]"):
+        truth.by(["region"])

@@ -158,3 +158,13 @@ def test_verdict_stability_smoke():
     summary = module.summary(table, ratios, pool=2)
     assert list(summary["draws per check"]) == [300, 600] and list(summary["checks"]) == [4, 2]
     assert 0.5 <= summary["verdict agreement"].iloc[0] <= 1
+
+
+def test_structured_priors_smoke():
+    module = load("structured_priors")
+    rows = module.replicate(reps=1, n=1000, steps=300, extra=["experiment=fast"])
+    assert list(rows["model"]) == ["iid", "rw1"] and (rows["rep"] == 0).all()
+    assert rows[list(module.METRICS)].notna().all().all() and rows["state_age_cov90"].between(0, 1).all()
+    assert (rows["state_age_mae_pp"] <= rows["state_age_rmse_pp"]).all()
+    text = module.report(rows)
+    assert "| state x age MAE (pp) |" in text and text.endswith(f"in {module.wins(rows)} of 1 replications")

@@ -10,7 +10,7 @@ offending values when they do not hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +157,11 @@ class Truth:
         True standard deviation of every varying intercept, by formula term (``male:eth``).
     effects : dict of str to array
         True varying intercepts of every term, in the order of the term's levels.
+    cells : pandas.DataFrame, optional
+        One row per poststratification cell: its cell columns (``state``, ``eth``, ``male``,
+        ``age``, ``educ``), its true probability ``p`` and its population count ``n``, from
+        which :meth:`by` gives the truth of any grouping; ``None`` where the truth is known
+        only by area.
     """
 
     area: pd.Series
@@ -164,6 +169,48 @@ class Truth:
     fixed: Mapping[str, float] = field(default_factory=dict)
     sd: Mapping[str, float] = field(default_factory=dict)
     effects: Mapping[str, np.ndarray] = field(default_factory=dict)
+    cells: pd.DataFrame | None = None
+
+    def by(self, columns: Sequence[str]) -> pd.Series:
+        """The population-weighted true value of every group of ``columns`` (``[]``: the nation).
+
+        Parameters
+        ----------
+        columns : sequence of str
+            Cell columns of the grouping, as in ``poststrat.groupings``.
+
+        Returns
+        -------
+        pandas.Series
+            Named ``truth``, ``sum(n * p) / sum(n)`` over each group's cells, indexed by the
+            groups' labels in the poststratifier's order (an index named after the column,
+            or a MultiIndex of several), so that ``summary.set_index(columns).join(truth.by(columns))``
+            pairs each estimate with its truth; ``by([])`` is one value with index ``[0]``,
+            as the national summary's one row.
+
+        Raises
+        ------
+        ValueError
+            When the truth holds no cells, or ``columns`` names a column they lack.
+        """
+        if self.cells is None:
+            raise ValueError("this truth holds no cells (Truth.cells is None): only truth.area and truth.national are known")
+        columns = list(columns)
+        missing = [c for c in columns if c not in self.cells.columns or c in ("p", "n")]
+        if missing:
+            cell_columns = [c for c in self.cells.columns if c not in ("p", "n")]
+            raise ValueError(f"truth.by: column(s) {missing} are not cell columns of the truth {cell_columns}")
+        weighted = self.cells.assign(_np=self.cells["n"] * self.cells["p"])
+        if not columns:
+            return pd.Series([weighted["_np"].sum() / weighted["n"].sum()], index=pd.RangeIndex(1), name="truth")
+        sums = weighted.groupby(columns, sort=True, observed=True)[["_np", "n"]].sum()
+        # Labels as the poststratifier writes them: category levels as plain objects.
+        labels = sums.index.to_frame(index=False)
+        for c in columns:
+            if isinstance(labels[c].dtype, pd.CategoricalDtype):
+                labels[c] = labels[c].astype(object)
+        index = pd.Index(labels[columns[0]]) if len(columns) == 1 else pd.MultiIndex.from_frame(labels)
+        return pd.Series((sums["_np"] / sums["n"]).to_numpy(), index=index, name="truth")
 
 
 @dataclass(frozen=True)

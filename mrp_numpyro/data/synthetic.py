@@ -193,7 +193,9 @@ def load_synthetic(
     Returns
     -------
     MRPData
-        With ``truth`` set: true state and national values and true parameters.
+        With ``truth`` set: true state and national values, true parameters, and every
+        cell's true probability and population count (``truth.cells``; ``truth.by(columns)``
+        gives the truth of any grouping).
     """
     n = check_n(n)
     pop_rng = np.random.default_rng([seed, 0])
@@ -221,6 +223,7 @@ def load_synthetic(
         fixed=fixed,
         sd=dict(TRUE_SD),
         effects=effects,
+        cells=cells.drop(columns="n").assign(p=p, n=N),
     )
 
     extra = f", interactions={dict(interactions)}" if interactions else ""
