@@ -103,6 +103,10 @@ def test_extra_grouping_and_original_formula(tmp_path):
     table = pd.read_csv(tmp_path / "estimates_state_eth.csv")
     assert len(table) == 200 and list(table.columns[:2]) == ["state", "eth"]
     assert "age" not in result.design.group_names
+    # Synthetic data: the truth of any grouping, the population-weighted cell probabilities.
+    truth = result.data.truth.by(["state", "eth"])
+    np.testing.assert_allclose(table["truth"], truth.loc[list(zip(table["state"], table["eth"], strict=True))].to_numpy())
+    assert table["truth"].notna().all()
 
 
 def test_cces_fast_run(tmp_path, data_dir):

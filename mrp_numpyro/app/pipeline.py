@@ -98,7 +98,7 @@ class Estimates:
     groupings : mapping of str to Poststratified
     tables : mapping of str to pandas.DataFrame
         :meth:`~mrp_numpyro.poststratification.Poststratified.summary` of each grouping, with a
-        ``truth`` column on synthetic data.
+        ``truth`` column on synthetic data (any grouping of the table's cells).
     seconds : float
     """
 
@@ -212,6 +212,12 @@ def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]) -> 
             table["truth"] = truth.area.reindex(table[data.schema.area]).to_numpy()
         elif truth is not None and not est.columns:
             table["truth"] = truth.national
+        elif truth is not None and truth.cells is not None and set(est.columns) <= set(truth.cells.columns) - {"p", "n"}:
+            # Any other grouping of the synthetic table's cells (state x age, ...).
+            cols = list(est.columns)
+            labels = table[cols].astype(object)
+            key = pd.MultiIndex.from_frame(labels) if len(cols) > 1 else pd.Index(labels[cols[0]])
+            table["truth"] = truth.by(cols).reindex(key).to_numpy()
         tables[name] = table
     return tables
 
