@@ -52,6 +52,7 @@ from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
 from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_factor, prior_precision
+from .structured import rho_prior
 
 __all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
 
@@ -254,8 +255,8 @@ def mrp_logit_identified(
     sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, base_sd.dtype)
     # Only BYM2's groups use their rho in the scales; the others' is a placeholder (0.5 keeps
     # every sqrt's gradient finite).
-    rho = {name: numpyro.sample(SITES.rho(name), dist.Beta(0.5, 0.5)) for name in mixed}
-    rho |= {name: numpyro.sample(SITES.rho(name), dist.Uniform(-1.0, 1.0)) for name, _, _ in ar1}
+    rho = {name: numpyro.sample(SITES.rho(name), rho_prior("bym2")) for name in mixed}
+    rho |= {name: numpyro.sample(SITES.rho(name), rho_prior("ar1")) for name, _, _ in ar1}
     half = jnp.full((), 0.5, base_sd.dtype)
     rhos = jnp.stack([rho[n] if n in mixed else half for n in group_names]) if group_names else jnp.zeros(0, base_sd.dtype)
     std = base_sd * column_scales(sds, rhos)[scale_index]

@@ -24,9 +24,11 @@ from .centring import StructuredParts
 __all__ = ["structured_z", "centred_structured", "ar1_map", "rho_prior"]
 
 
-def rho_prior(prior: GroupPrior) -> dist.Distribution:
-    """``rho``'s prior: Uniform(-1, 1) for AR(1), Beta(1/2, 1/2) for BYM2's mixing weight."""
-    return dist.Uniform(-1.0, 1.0) if prior.kind == "ar1" else dist.Beta(0.5, 0.5)
+def rho_prior(kind: str) -> dist.Distribution:
+    """``rho``'s prior under a structured prior ``kind``: Uniform(-1, 1) for ``ar1``, Beta(1/2, 1/2) for BYM2's mixing weight."""
+    if kind not in ("ar1", "bym2"):
+        raise ValueError(f"only ar1 and bym2 priors have a rho, not {kind!r}")
+    return dist.Uniform(-1.0, 1.0) if kind == "ar1" else dist.Beta(0.5, 0.5)
 
 
 def ar1_map(e: jax.Array, rho: jax.Array) -> jax.Array:
@@ -56,7 +58,7 @@ def structured_z(name: str, size: int, prior: GroupPrior, sd: jax.Array) -> jax.
         The group's sd (``rw2``'s trend is ``slope / sd`` in ``z``).
     """
     e = numpyro.sample(SITES.standard(name), dist.Normal(0.0, 1.0).expand([prior.standard_size(size)]).to_event(1))
-    rho = numpyro.sample(SITES.rho(name), rho_prior(prior)) if prior.has_rho else None
+    rho = numpyro.sample(SITES.rho(name), rho_prior(prior.kind)) if prior.has_rho else None
     if prior.kind == "ar1":
         assert rho is not None
         return ar1_map(e, rho)
@@ -81,7 +83,7 @@ def centred_structured(name: str, prior: GroupPrior, parts: StructuredParts, sd:
     so ``b_k ~ Normal(0, sigma_k)`` whatever the weights ``c``; ``rw2``'s trend is added as
     ``slope * t``.
     """
-    rho = numpyro.sample(SITES.rho(name), rho_prior(prior)) if prior.has_rho else None
+    rho = numpyro.sample(SITES.rho(name), rho_prior(prior.kind)) if prior.has_rho else None
     sigma = parts.sigma(sd, rho)
     u = numpyro.sample(SITES.centred(name), dist.Normal(0.0, sigma**c).to_event(1))
     a = jnp.asarray(parts.columns, u.dtype) @ (sigma ** (1.0 - c) * u)
