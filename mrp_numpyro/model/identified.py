@@ -106,13 +106,18 @@ class IdentifiedBasis:
         """
         rho = rho or {}
         n = len(next(iter(sd.values()))) if sd else 1
-        scales = [np.ones(n)] * (3 * len(self.layout.groups) + 1)
-        for g, slot in enumerate(self.layout.groups):
-            s = np.asarray(sd[slot.name], np.float64)
-            # Only BYM2's rho scales columns (an AR(1) rho correlates its block instead).
-            r = np.asarray(rho[slot.name] if slot.prior.kind == "bym2" else np.full(n, 0.5), np.float64)
-            scales[3 * g : 3 * g + 3] = [s, s * np.sqrt(r), s * np.sqrt(1.0 - r)]
-        table = np.stack(scales, axis=1)
+        groups = self.layout.groups
+        sds = np.stack([np.asarray(sd[g.name], np.float64) for g in groups], axis=-1) if groups else np.zeros((n, 0))
+        # Only BYM2's rho scales columns (an AR(1) rho correlates its block instead); the
+        # others' is the model's placeholder 0.5.
+        rhos = (
+            np.stack(
+                [np.asarray(rho[g.name] if g.prior.kind == "bym2" else np.full(n, 0.5), np.float64) for g in groups], axis=-1
+            )
+            if groups
+            else np.zeros((n, 0))
+        )
+        table = column_scales(sds, rhos)
         return (table[:, self.coords.scale_index] * self.coords.base_sd) ** 2
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -90,10 +91,15 @@ def prior_coordinates(layout: ParameterLayout, fixed_sd: np.ndarray) -> PriorCoo
     return PriorCoordinates(np.hstack(blocks), np.concatenate(index), np.concatenate(base), tuple(ar1))
 
 
-def column_scales(sds: jax.Array, rhos: jax.Array) -> jax.Array:
-    """The scales that ``PriorCoordinates.scale_index`` picks from: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1."""
-    per_group = jnp.stack([sds, sds * jnp.sqrt(rhos), sds * jnp.sqrt(1.0 - rhos)], axis=1).reshape(-1)
-    return jnp.concatenate([per_group, jnp.ones(1, per_group.dtype)])
+def column_scales(sds: Any, rhos: Any) -> Any:
+    """The scales that ``PriorCoordinates.scale_index`` picks from: per group ``sd, sd sqrt(rho), sd sqrt(1 - rho)``, then 1.
+
+    ``sds`` and ``rhos`` are (..., G): JAX arrays inside a model, NumPy arrays of draws.
+    """
+    xp = jnp if isinstance(sds, jax.Array) or isinstance(rhos, jax.Array) else np
+    per_group = xp.stack([sds, sds * xp.sqrt(rhos), sds * xp.sqrt(1.0 - rhos)], axis=-1)
+    per_group = per_group.reshape(per_group.shape[:-2] + (-1,))
+    return xp.concatenate([per_group, xp.ones(per_group.shape[:-1] + (1,), per_group.dtype)], axis=-1)
 
 
 def ar1_factor(rho: jax.Array, size: int) -> jax.Array:

@@ -20,8 +20,9 @@ import numpyro.distributions as dist
 from ..design.layout import SITES
 from ..design.structure import GroupPrior
 from .centring import StructuredParts
+from .prior_coordinates import ar1_factor
 
-__all__ = ["structured_z", "centred_structured", "ar1_map", "rho_prior"]
+__all__ = ["structured_z", "centred_structured", "rho_prior"]
 
 
 def rho_prior(kind: str) -> dist.Distribution:
@@ -29,18 +30,6 @@ def rho_prior(kind: str) -> dist.Distribution:
     if kind not in ("ar1", "bym2"):
         raise ValueError(f"only ar1 and bym2 priors have a rho, not {kind!r}")
     return dist.Uniform(-1.0, 1.0) if kind == "ar1" else dist.Beta(0.5, 0.5)
-
-
-def ar1_map(e: jax.Array, rho: jax.Array) -> jax.Array:
-    """The stationary AR(1) of standard normals ``e`` (levels,): ``z_1 = e_1``, ``z_k = rho z_(k-1) + sqrt(1 - rho^2) e_k``."""
-    innovation = jnp.sqrt(1.0 - rho**2)
-
-    def step(previous: jax.Array, e_k: jax.Array) -> tuple[jax.Array, jax.Array]:
-        z = rho * previous + innovation * e_k
-        return z, z
-
-    _, rest = jax.lax.scan(step, e[0], e[1:])
-    return jnp.concatenate([e[:1], rest])
 
 
 def structured_z(name: str, size: int, prior: GroupPrior, sd: jax.Array) -> jax.Array:
@@ -61,7 +50,7 @@ def structured_z(name: str, size: int, prior: GroupPrior, sd: jax.Array) -> jax.
     rho = numpyro.sample(SITES.rho(name), rho_prior(prior.kind)) if prior.has_rho else None
     if prior.kind == "ar1":
         assert rho is not None
-        return ar1_map(e, rho)
+        return ar1_factor(rho, size) @ e
     assert prior.basis is not None
     basis = jnp.asarray(prior.basis, e.dtype)
     m = prior.basis.shape[1]
