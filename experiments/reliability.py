@@ -11,7 +11,10 @@ error (approximate: states within one replication share errors).
 
     python experiments/reliability.py --data-dir ../shared/data
 
-Prints a markdown table and writes it, with a CSV, to --out.
+``--extra`` adds overrides to every CCES run, for instance the deep-interaction model
+(``--extra model=deep --replications 0 --out experiments/results/reliability_deep``).
+
+Prints a markdown table, and NUTS's divergences, R-hat and ESS, and writes them, with a CSV, to --out.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ METHODS = {
     "coupled seed 2": ["guide=coupled", "seed=2"],
     # Ablations of guide=coupled: one ingredient changed at a time.
     "coupled, non-centred model": ["guide=coupled", "model/parameterization=noncentred"],
-    "coupled, Trace_ELBO": ["guide=coupled", "inference.elbo._target_=numpyro.infer.Trace_ELBO"],
+    "coupled, STL": ["guide=coupled", STL],
     "fullrank, identified, STL, decay": ["guide=fullrank", "model/parameterization=identified", STL, *DECAY],
     "meanfield, identified, STL, decay": ["guide=meanfield", "model/parameterization=identified", STL, *DECAY],
     "nuts": ["inference=nuts"],
@@ -58,8 +61,10 @@ def run_dir_of(out: Path, method: str) -> Path:
     return out / "cces" / method.replace(", ", "_").replace(" ", "_")
 
 
-def cces_rows(data_dir: Path, methods: list[str], out: Path) -> pd.DataFrame:
-    """Each method in a fresh process, as a user runs it: wall time includes start-up and compilation."""
+def cces_rows(data_dir: Path, methods: list[str], out: Path, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Each method in a fresh process, as a user runs it: wall time includes start-up and compilation.
+
+    ``extra`` overrides go before each method's own (``model=deep``)."""
     rows = []
     for name in methods:
         run_dir = run_dir_of(out, name)
@@ -74,6 +79,7 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path) -> pd.DataFrame:
             f"data.dir={data_dir}",
             "progress=false",
             "device.compilation_cache_dir=null",
+            *extra,
             *METHODS[name],
             f"hydra.run.dir={run_dir}",
         ]
@@ -141,6 +147,19 @@ def markdown(table: pd.DataFrame) -> str:
     return table_markdown(pd.DataFrame(rows))
 
 
+def nuts_line(table: pd.DataFrame) -> str:
+    """NUTS's own diagnostics, from its row: divergences, largest R-hat, smallest bulk and tail ESS, leapfrog steps."""
+    rows = table[table["method"] == "nuts"].to_dict("records")
+    if not rows:
+        return ""
+    r = rows[0]
+    return (
+        f"NUTS: {r['divergences']:.0f} divergent transitions, max R-hat {r['max_rhat']:.3f}, "
+        f"min bulk ESS {r['min_ess_bulk']:.0f}, min tail ESS {r['min_ess_tail']:.0f}, "
+        f"{r['mean_leapfrog_steps']:.0f} leapfrog steps per draw, fit {r['t_fit_s']:.1f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
@@ -151,15 +170,16 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=4, help="synthetic replications for coverage (0 skips)")
     parser.add_argument("--synthetic-n", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("experiments/results/reliability"))
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides for every CCES run, e.g. model=deep")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    table = cces_rows(args.data_dir, args.methods, args.out)
+    table = cces_rows(args.data_dir.resolve(), args.methods, args.out, args.extra)
     if args.replications > 0:
         table = table.merge(
             coverage_rows(args.coverage_methods or args.methods, args.replications, args.synthetic_n), on="method", how="left"
         )
     table.to_csv(args.out / "reliability.csv", index=False)
-    text = markdown(table)
+    text = markdown(table) + "\n\n" + nuts_line(table)
     (args.out / "reliability.md").write_text(text + "\n")
     (args.out / "machine.json").write_text(
         json.dumps({"platform": platform.platform(), "processor": platform.processor()}) + "\n"

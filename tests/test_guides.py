@@ -10,7 +10,7 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
 from mrp_numpyro.inference import AutoCoupledNormal, StickingTheLandingELBO
-from mrp_numpyro.inference.guides import ScaleCoupling
+from mrp_numpyro.inference.guides import ScaleCoupling, square_scaled_unit_lower_cholesky
 from mrp_numpyro.inference.schedules import step_size
 
 Y = jnp.array([0.3, -1.2, 0.8, 2.0, 0.1])
@@ -69,6 +69,25 @@ def hierarchical(y=Y):
     with numpyro.plate("groups", y.shape[0]):
         a = numpyro.sample("a", dist.Normal(0.0, sd))
         numpyro.sample("y", dist.Normal(a, 0.5), obs=y)
+
+
+def test_square_lower_cholesky_is_numpyros_map_on_a_square():
+    """The coupled guide's scale factor: numpyro's scaled unit lower Cholesky map, its inputs
+    laid out in a square instead of a vector; the upper triangle is ignored and gets no gradient."""
+    from numpyro.distributions import constraints
+    from numpyro.distributions.transforms import biject_to
+
+    rng = np.random.default_rng(0)
+    d = 6
+    L = biject_to(constraints.scaled_unit_lower_cholesky)(jnp.asarray(rng.normal(size=d * (d + 1) // 2)))
+    square = biject_to(square_scaled_unit_lower_cholesky)
+    x = square.inv(L)
+    np.testing.assert_allclose(square(x), L, rtol=1e-5, atol=1e-6)
+    assert square_scaled_unit_lower_cholesky(L).all()
+    upper = jnp.triu(jnp.asarray(rng.normal(size=(d, d)), x.dtype), 1)
+    np.testing.assert_allclose(square(x + upper), L, rtol=1e-5, atol=1e-6)
+    grad = jax.grad(lambda v: jnp.sum(square(v) ** 2))(x)
+    assert np.all(np.triu(np.asarray(grad), 1) == 0) and np.all(np.asarray(grad)[np.tril_indices(d)] != 0)
 
 
 def test_coupled_guide_starts_as_a_full_rank_normal_and_learns_the_coupling():

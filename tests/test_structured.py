@@ -25,7 +25,7 @@ from mrp_numpyro.design.priors import Priors
 from mrp_numpyro.design.structure import ar1_prior, icar_prior, random_walk_prior
 from mrp_numpyro.model.base import build_model
 from mrp_numpyro.model.centring import centring_weights
-from mrp_numpyro.model.identified import identified_basis
+from mrp_numpyro.model.identified import Identified, identified_basis
 
 BASE = "abortion ~ (1 | eth) + male + repvote + factor(region)"
 
@@ -178,8 +178,9 @@ def _theta_prime_cov(basis, var, sds, rho):
     return cov
 
 
+@pytest.mark.parametrize("route", ["null", "rows"])
 @pytest.mark.parametrize("terms", STRUCTURED)
-def test_the_identified_density_is_the_projected_structured_prior(data, terms):
+def test_the_identified_density_is_the_projected_structured_prior(data, terms, route):
     """theta = T theta' with theta' independent normal: phi = R' theta' is N(R' m0, R' diag(v) R); the cells see D T R phi."""
     design = build_design(parse_formula(f"{BASE} + {terms}"), data)
     priors = Priors()
@@ -191,7 +192,7 @@ def test_the_identified_density_is_the_projected_structured_prior(data, terms):
     cov_theta = _theta_prime_cov(basis, var, sds, rho)
     phi = basis.R.T @ (basis.m0 + np.linalg.cholesky(cov_theta) @ rng.normal(size=var.shape))
     with jax.enable_x64(True):
-        model = build_model(design, priors, dtype=np.float64, parameterization="identified", max_grid_ratio=0)
+        model = build_model(design, priors, dtype=np.float64, parameterization=Identified(prior_route=route), max_grid_ratio=0)
         params = {
             **{SITES.sd(g): jnp.asarray(v) for g, v in sds.items()},
             **{SITES.rho(g): jnp.asarray(v) for g, v in rho.items()},

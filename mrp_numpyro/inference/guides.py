@@ -20,11 +20,48 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
-from numpyro.distributions.transforms import LowerCholeskyAffine, Transform
+from numpyro.distributions.transforms import LowerCholeskyAffine, Transform, biject_to
 from numpyro.infer import init_to_uniform
 from numpyro.infer.autoguide import AutoContinuous
 
-__all__ = ["AutoCoupledNormal", "ScaleCoupling"]
+__all__ = ["AutoCoupledNormal", "ScaleCoupling", "square_scaled_unit_lower_cholesky"]
+
+
+class _SquareScaledUnitLowerCholesky(type(constraints.scaled_unit_lower_cholesky)):  # type: ignore[misc]
+    """numpyro's ``scaled_unit_lower_cholesky``, unconstrained as a square matrix instead of a vector."""
+
+
+#: A lower Cholesky factor ``diag(softplus(x_ii)) (I + tril(x, -1))`` of a square
+#: unconstrained ``x``: the parameters and their Adam updates are numpyro's
+#: ``scaled_unit_lower_cholesky``'s, but the map is a mask, not a scatter into a vector,
+#: which on 700 dimensions cost more than the model's gradient (BENCHMARKS.md).
+square_scaled_unit_lower_cholesky = _SquareScaledUnitLowerCholesky()
+
+
+class SquareScaledUnitLowerCholeskyTransform(Transform):
+    """The map of :data:`square_scaled_unit_lower_cholesky`; its upper triangle is unused (zero gradient)."""
+
+    domain = constraints.independent(constraints.real, 2)
+    codomain = square_scaled_unit_lower_cholesky
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``diag(softplus(x_ii)) (I + tril(x, -1))``."""
+        eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+        return (jnp.tril(x, -1) + eye) * jax.nn.softplus(jnp.diagonal(x, axis1=-2, axis2=-1))[..., None]
+
+    def _inverse(self, y: jax.Array) -> jax.Array:
+        diag = jnp.diagonal(y, axis1=-2, axis2=-1)
+        eye = jnp.eye(y.shape[-1], dtype=y.dtype)
+        return jnp.tril(y / diag[..., None], -1) + eye * (diag + jnp.log(-jnp.expm1(-diag)))[..., None]  # softplus^-1
+
+    def log_abs_det_jacobian(self, x: jax.Array, y: jax.Array, intermediates: Any = None) -> jax.Array:
+        """Not a bijection of the whole square (the upper triangle is ignored): only for parameters."""
+        raise NotImplementedError("the square lower-Cholesky map has no Jacobian; it constrains parameters only")
+
+
+@biject_to.register(_SquareScaledUnitLowerCholesky)
+def _square_scaled_unit_lower_cholesky(constraint: Any) -> Transform:
+    return SquareScaledUnitLowerCholeskyTransform()
 
 
 class ScaleCoupling(Transform):
@@ -118,7 +155,7 @@ class AutoCoupledNormal(AutoContinuous):
         scale_tril = numpyro.param(
             f"{self.prefix}_scale_tril",
             jnp.identity(self.latent_dim) * self._init_scale,
-            constraint=constraints.scaled_unit_lower_cholesky,
+            constraint=square_scaled_unit_lower_cholesky,
         )
         gamma = numpyro.param(f"{self.prefix}_gamma", jnp.zeros((len(self._idx_c), len(self._idx_u))))
         return dist.TransformedDistribution(

@@ -51,7 +51,8 @@ from ..design.layout import SITES, ParameterLayout
 from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
-from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_factor, prior_precision
+from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_precision
+from .projected_normal import ProjectedNormal, Route, cheaper_route
 from .structured import rho_prior
 
 __all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
@@ -198,7 +199,7 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
 def identified_arrays(
     design: Design, basis: IdentifiedBasis, dtype: DTypeLike, blocks: CellBlocks | None = None
 ) -> dict[str, jax.Array | tuple[jax.Array, ...]]:
-    """Model arrays: the cells' design in blocks times ``T R``, ``R``, ``phi``'s prior mean and ``theta'``'s prior scales.
+    """Model arrays: the cells' design in blocks times ``T R``, ``R``, ``N``, ``phi``'s prior mean and ``theta'``'s prior scales.
 
     ``blocks`` are the survey cells' (:func:`~mrp_numpyro.model.blocks.cell_blocks`, computed
     when not given); the cells' ``index`` and counts come from
@@ -209,6 +210,7 @@ def identified_arrays(
     return {
         "rows": tuple(jnp.asarray(r @ to_phi, dtype) for r in blocks.rows),
         "R": jnp.asarray(basis.R, dtype),
+        "N": jnp.asarray(basis.N, dtype),
         "phi_loc": jnp.asarray(basis.R.T @ basis.m0, dtype),
         "base_sd": jnp.asarray(basis.coords.base_sd, dtype),
         "scale_index": jnp.asarray(basis.coords.scale_index),
@@ -219,6 +221,7 @@ def mrp_logit_identified(
     rows: Sequence[jax.Array],
     index: jax.Array | None,
     R: jax.Array,
+    N: jax.Array,
     phi_loc: jax.Array,
     base_sd: jax.Array,
     scale_index: jax.Array,
@@ -229,6 +232,7 @@ def mrp_logit_identified(
     priors: Priors,
     mixed: tuple[str, ...] = (),
     ar1: tuple[tuple[str, int, int], ...] = (),
+    route: Route = "null",
 ) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
@@ -240,7 +244,8 @@ def mrp_logit_identified(
     index : int array (cells, blocks), or None
         ``None``: the cells are every combination of the blocks' rows
         (:func:`mrp_numpyro.model.blocks.likelihood_arrays`).
-    R : array (P', r)
+    R, N : arrays (P', r), (P', P' - r)
+        Orthonormal bases of the identified and the null directions.
     phi_loc : array (r,)
         Prior mean of ``phi``.
     base_sd, scale_index : arrays (P',)
@@ -255,6 +260,8 @@ def mrp_logit_identified(
         The groups under an AR(1) prior and their blocks of ``theta'``
         (:class:`~mrp_numpyro.model.prior_coordinates.PriorCoordinates`); their
         ``rho_<g> ~ Uniform(-1, 1)`` is sampled.
+    route : {"null", "rows"}
+        How ``phi``'s prior density is factorised (:mod:`mrp_numpyro.model.projected_normal`).
     """
     sd_draws = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
     sds = jnp.stack(sd_draws) if sd_draws else jnp.zeros(0, base_sd.dtype)
@@ -265,11 +272,7 @@ def mrp_logit_identified(
     half = jnp.full((), 0.5, base_sd.dtype)
     rhos = jnp.stack([rho[n] if n in mixed else half for n in group_names]) if group_names else jnp.zeros(0, base_sd.dtype)
     std = base_sd * column_scales(sds, rhos)[scale_index]
-    # Cov(phi) = R' S S' R = U'U for the QR factor U of S' R: a Cholesky factor computed
-    # without squaring the condition number (prior sds span 2.5 down to ~1e-3).
-    upper = jnp.linalg.qr(prior_factor(std, R, ar1, rho), mode="r")
-    sign = jnp.where(jnp.diagonal(upper) < 0, -1.0, 1.0)
-    phi = numpyro.sample(SITES.identified, dist.MultivariateNormal(phi_loc, scale_tril=(sign[:, None] * upper).T))
+    phi = numpyro.sample(SITES.identified, ProjectedNormal(phi_loc, R, N, std, ar1, rho, route=route))
     with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=block_predictor(phi, rows, index)), obs=successes)
 
@@ -322,11 +325,19 @@ class Identified(Parameterization):
     ----------
     grouped : bool
         Build the identified basis group by group (:func:`~mrp_numpyro.model.identified.identified_basis`).
+    prior_route : {"auto", "null", "rows"}
+        How the prior density of ``phi`` is factorised (:class:`~mrp_numpyro.model.projected_normal.ProjectedNormal`);
+        ``auto`` takes the smaller QR (:func:`~mrp_numpyro.model.projected_normal.cheaper_route`). The density is the same.
     """
 
     name = "identified"
 
     grouped: bool = True
+    prior_route: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.prior_route not in ("auto", "null", "rows"):
+            raise ValueError(f"prior_route must be 'auto', 'null' or 'rows', got {self.prior_route!r}")
 
     def build(
         self,
@@ -341,10 +352,18 @@ class Identified(Parameterization):
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
         mixed = tuple(g.name for g in design.layout.structured if g.prior.kind == "bym2")
+        route: Route = cheaper_route(basis.rank, basis.N.shape[1]) if self.prior_route == "auto" else self.prior_route  # type: ignore[assignment]
         return MRPModel(
             design,
             priors,
-            partial(mrp_logit_identified, group_names=design.group_names, priors=priors, mixed=mixed, ar1=basis.coords.ar1),
+            partial(
+                mrp_logit_identified,
+                group_names=design.group_names,
+                priors=priors,
+                mixed=mixed,
+                ar1=basis.coords.ar1,
+                route=route,
+            ),
             {**identified_arrays(design, basis, dtype, blocks), **likelihood},
             latent_sites=(SITES.identified,)
             + design.layout.sd_sites

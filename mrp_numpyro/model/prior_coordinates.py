@@ -148,7 +148,14 @@ class PriorPrecision:
 
     def project(self, N: np.ndarray) -> np.ndarray:
         """``N' precision N`` (draws, k, k) for a basis ``N`` (P', k)."""
-        out = np.einsum("pk,np,pl->nkl", N, self.diagonal, N)
+        # The diagonal takes few distinct columns (one per group sd and fixed prior sd), so the
+        # sum runs over those: draws x columns x k^2 would be 1e11 flops on the deep model.
+        columns, which = np.unique(self.diagonal, axis=1, return_inverse=True)
+        grams = np.zeros((columns.shape[1], N.shape[1], N.shape[1]))
+        for u in range(columns.shape[1]):
+            rows = N[np.asarray(which).ravel() == u]
+            grams[u] = rows.T @ rows
+        out = np.tensordot(columns, grams, axes=1)
         for value, start, stop in self.bands:
             pair = N[start : stop - 1].T @ N[start + 1 : stop]
             out += value[:, None, None] * (pair + pair.T)
