@@ -83,7 +83,7 @@ def main() -> None:
     rows = [
         {"model": label, **costs(args.data_dir.resolve(), preset, route, args.repeats)}
         for label, preset in PRESETS.items()
-        for route in ("rows", "null")
+        for route in ("rows", "nullspace")
     ]
     print(markdown(pd.DataFrame(rows), {"gradient (ms)": ".2f", "SVI step (ms)": ".2f"}))
 

@@ -178,7 +178,7 @@ def _theta_prime_cov(basis, var, sds, rho):
     return cov
 
 
-@pytest.mark.parametrize("route", ["null", "rows"])
+@pytest.mark.parametrize("route", ["nullspace", "rows"])
 @pytest.mark.parametrize("terms", STRUCTURED)
 def test_the_identified_density_is_the_projected_structured_prior(data, terms, route):
     """theta = T theta' with theta' independent normal: phi = R' theta' is N(R' m0, R' diag(v) R); the cells see D T R phi."""

@@ -232,7 +232,7 @@ def mrp_logit_identified(
     priors: Priors,
     mixed: tuple[str, ...] = (),
     ar1: tuple[tuple[str, int, int], ...] = (),
-    route: Route = "null",
+    route: Route = "nullspace",
 ) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
@@ -260,7 +260,7 @@ def mrp_logit_identified(
         The groups under an AR(1) prior and their blocks of ``theta'``
         (:class:`~mrp_numpyro.model.prior_coordinates.PriorCoordinates`); their
         ``rho_<g> ~ Uniform(-1, 1)`` is sampled.
-    route : {"null", "rows"}
+    route : {"nullspace", "rows"}
         How ``phi``'s prior density is factorised (:mod:`mrp_numpyro.model.projected_normal`).
     """
     sd_draws = [numpyro.sample(SITES.sd(name), dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)) for name in group_names]
@@ -325,7 +325,7 @@ class Identified(Parameterization):
     ----------
     grouped : bool
         Build the identified basis group by group (:func:`~mrp_numpyro.model.identified.identified_basis`).
-    prior_route : {"auto", "null", "rows"}
+    prior_route : {"auto", "nullspace", "rows"}
         How the prior density of ``phi`` is factorised (:class:`~mrp_numpyro.model.projected_normal.ProjectedNormal`);
         ``auto`` takes the smaller QR (:func:`~mrp_numpyro.model.projected_normal.cheaper_route`). The density is the same.
     """
@@ -336,8 +336,8 @@ class Identified(Parameterization):
     prior_route: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.prior_route not in ("auto", "null", "rows"):
-            raise ValueError(f"prior_route must be 'auto', 'null' or 'rows', got {self.prior_route!r}")
+        if self.prior_route not in ("auto", "nullspace", "rows"):
+            raise ValueError(f"prior_route must be 'auto', 'nullspace' or 'rows', got {self.prior_route!r}")
 
     def build(
         self,

@@ -38,12 +38,12 @@ from .prior_coordinates import prior_factor
 
 __all__ = ["ProjectedNormal", "cheaper_route"]
 
-Route = Literal["rows", "null"]
+Route = Literal["rows", "nullspace"]
 
 
 def cheaper_route(rank: int, nullity: int) -> Route:
-    """The factorisation of :class:`ProjectedNormal` with the smaller QR: ``"null"`` when ``nullity < rank``."""
-    return "null" if nullity < rank else "rows"
+    """The factorisation of :class:`ProjectedNormal` with the smaller QR: ``"nullspace"`` when ``nullity < rank``."""
+    return "nullspace" if nullity < rank else "rows"
 
 
 def whiten(std: jax.Array, x: jax.Array, ar1: tuple[tuple[str, int, int], ...], rhos: Mapping[str, jax.Array]) -> jax.Array:
@@ -78,7 +78,7 @@ class ProjectedNormal(dist.Distribution):
     ar1 : tuple of (str, int, int)
         The AR(1) blocks of ``theta'``, whose correlation ``rhos[name]`` enters ``S``.
     rhos : mapping of str to array
-    route : {"null", "rows"}
+    route : {"nullspace", "rows"}
         The factorisation that :meth:`log_prob` uses (:func:`cheaper_route`); both give the
         same density. Draws always go through the rows' factor.
     """
@@ -95,10 +95,10 @@ class ProjectedNormal(dist.Distribution):
         ar1: tuple[tuple[str, int, int], ...] = (),
         rhos: Mapping[str, jax.Array] | None = None,
         *,
-        route: Route = "null",
+        route: Route = "nullspace",
     ) -> None:
-        if route not in ("null", "rows"):
-            raise ValueError(f"route must be 'null' or 'rows', got {route!r}")
+        if route not in ("nullspace", "rows"):
+            raise ValueError(f"route must be 'nullspace' or 'rows', got {route!r}")
         self.loc, self.R, self.N, self.std = loc, R, N, std
         self.ar1, self.rhos, self.route = ar1, dict(rhos or {}), route
         super().__init__(batch_shape=(), event_shape=(R.shape[1],))
