@@ -84,10 +84,13 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path, extra: Sequence[str
             f"hydra.run.dir={run_dir}",
         ]
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start
+        # A run that stops itself (a guide's health check) is a row too: its wall time and its
+        # error, without estimates.
         rows.append({**run_row(run_dir), "method": name, "wall_s": wall})
-        print(f"{name}: {wall:.1f} s", flush=True)
+        error = "" if done.returncode == 0 else " ".join(done.stderr.strip().splitlines()[-1:])
+        print(f"{name}: {wall:.1f} s{' FAILED: ' + error if error else ''}", flush=True)
     table = pd.DataFrame(rows)
     if "nuts" in methods:
         # State means and interval widths of every method against NUTS's (the collector's ref_* columns).
@@ -135,6 +138,7 @@ def markdown(table: pd.DataFrame) -> str:
                 "method": r["method"],
                 "wall (s)": fmt(get(r, "wall_s"), ".1f"),
                 "k-hat": fmt(get(r, "khat"), ".2f"),
+                "verdict": get(r, "verdict") or ("stopped" if r.get("status") == "failed" else ""),
                 "PSIS ESS": fmt(get(r, "psis_ess"), ".1f"),
                 "national (%)": fmt(get(r, "national_pct"), ".2f"),
                 "mean abs diff vs NUTS (pp)": fmt(get(r, "ref_mean_abs_diff_pp"), ".2f"),
