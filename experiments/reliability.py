@@ -50,6 +50,8 @@ METHODS = {
     # Ablations of guide=coupled: one ingredient changed at a time.
     "coupled, non-centred model": ["guide=coupled", "model/parameterization=noncentred"],
     "coupled, STL": ["guide=coupled", STL],
+    "coupled, STL seed 1": ["guide=coupled", STL, "seed=1"],
+    "coupled, STL seed 2": ["guide=coupled", STL, "seed=2"],
     "fullrank, identified, STL, decay": ["guide=fullrank", "model/parameterization=identified", STL, *DECAY],
     "meanfield, identified, STL, decay": ["guide=meanfield", "model/parameterization=identified", STL, *DECAY],
     "nuts": ["inference=nuts"],
