@@ -7,9 +7,10 @@ its end instead of stopped. Prints one row per chunk: steps, median and largest 
 chunk, the condition number of the guide's scale factor (full-rank and coupled guides) and
 the largest ``|T^-1(T(u)) - u|`` over 16 standard normal draws.
 
-    python experiments/guide_health.py --data-dir ../shared/data --n 10000
-    python experiments/guide_health.py --data-dir ../shared/data --n 10000 --extra inference.optimizer.step_size.init=0.002
-    python experiments/guide_health.py --n 10000 --extra inference.elbo._target_=numpyro.infer.Trace_ELBO
+    STL=inference.elbo._target_=mrp_numpyro.inference.StickingTheLandingELBO
+    python experiments/guide_health.py --data-dir ../shared/data --n 10000 --extra $STL
+    python experiments/guide_health.py --data-dir ../shared/data --n 10000 --extra $STL inference.optimizer.step_size.init=0.002
+    python experiments/guide_health.py --n 10000   # the default guide: numpyro's standard ELBO
 
 By default the formula is the case study's with four interactions of state and age
 (``--formula`` for another) and the step-size schedule spans 1,500 steps of which the first

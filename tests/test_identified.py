@@ -120,6 +120,22 @@ def test_projected_normal_has_its_density_by_both_routes_and_draws_with_its_cova
     assert np.all(np.abs(draws.mean(0) - loc) < 5 * np.sqrt(np.diag(cov) / n))
 
 
+def test_prior_precision_projection_equals_the_dense_product():
+    """N' P N per draw, summed over the distinct diagonal columns and the AR(1) bands, equals
+    the product with P written out as a dense matrix."""
+    from mrp_numpyro.model.prior_coordinates import PriorPrecision
+
+    rng = np.random.default_rng(5)
+    N = rng.normal(size=(30, 7))
+    diagonal = rng.uniform(0.5, 2.0, size=(4, 6))[:, rng.integers(0, 6, 30)]
+    band = rng.uniform(-0.4, 0.4, 4)
+    prec = PriorPrecision(diagonal, ((band, 10, 18),))
+    dense = np.stack([np.diag(d) for d in diagonal])
+    for k in range(10, 17):
+        dense[:, k, k + 1] = dense[:, k + 1, k] = band
+    np.testing.assert_allclose(prec.project(N), np.einsum("pk,npq,ql->nkl", N, dense, N), rtol=1e-12)
+
+
 def test_recovered_effects_follow_the_prior_exactly(design, basis):
     """theta ~ prior, keep only phi = R' theta, recover: the result is distributed as the prior.
 

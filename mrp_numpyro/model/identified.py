@@ -52,7 +52,7 @@ from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
 from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_precision
-from .projected_normal import ProjectedNormal, Route, cheaper_route
+from .projected_normal import ProjectedNormal, cheaper_route
 from .structured import rho_prior
 
 __all__ = ["Identified", "IdentifiedBasis", "identified_basis", "identified_arrays", "mrp_logit_identified", "recover_effects"]
@@ -232,7 +232,7 @@ def mrp_logit_identified(
     priors: Priors,
     mixed: tuple[str, ...] = (),
     ar1: tuple[tuple[str, int, int], ...] = (),
-    route: Route = "nullspace",
+    route: str = "nullspace",
 ) -> None:
     """The hierarchical binomial logit in identified coordinates (see the module docstring).
 
@@ -352,7 +352,7 @@ class Identified(Parameterization):
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
         mixed = tuple(g.name for g in design.layout.structured if g.prior.kind == "bym2")
-        route: Route = cheaper_route(basis.rank, basis.N.shape[1]) if self.prior_route == "auto" else self.prior_route  # type: ignore[assignment]
+        route = cheaper_route(basis.rank, basis.N.shape[1]) if self.prior_route == "auto" else self.prior_route
         return MRPModel(
             design,
             priors,

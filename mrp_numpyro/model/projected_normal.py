@@ -7,16 +7,19 @@ recomputed each time. Two factorisations give its density, and the cheaper one i
   ``A`` computed without squaring its condition number; cost ``P' r^2``.
 - **through the null space**: with ``[R N]`` orthogonal, ``A^-1`` is the Schur complement of
   the null block of ``S^-T S^-1`` written in that basis. For ``u = S^-1 R (phi - R' m0)`` and
-  ``M = S^-1 N``,
+  ``M = S^-1 N``::
 
-      (phi - R' m0)' A^-1 (phi - R' m0) = |u - Q Q' u|^2,   log det A = 2 log det S + 2 log |det U_M|,
+      (phi - R' m0)' A^-1 (phi - R' m0) = |u - Q Q' u|^2
+      log det A = 2 log det S + 2 log |det U_M|
 
-  with ``M = Q U_M`` its QR factorisation: the residual of projecting ``u`` on ``M``'s columns.
-  Cost ``P' n^2`` for ``n`` null directions.
+  with ``M = Q U_M`` its QR factorisation: the residual of projecting ``u`` on ``M``'s columns,
+  read off the triangular factor of ``[M u]`` without forming ``Q``. Cost ``P' n^2`` for
+  ``n`` null directions.
 
 On the case study (``P' = 129``, ``r = 98``, ``n = 31``) and the deep-interaction model
 (``P' = 903``, ``r = 700``, ``n = 203``) the null space is the smaller: the log density and
-its gradient cost about a fifth of the rows' (BENCHMARKS.md).
+its gradient cost a quarter (case study) and a fifth (deep) of the rows' (BENCHMARKS.md,
+``experiments/gradient_cost.py``).
 
 ``S`` is ``diag(std)`` with each AR(1) block ``sd L(rho)``
 (:mod:`mrp_numpyro.model.prior_coordinates`); ``L^-1`` is the AR(1) innovation map
@@ -26,7 +29,7 @@ its gradient cost about a fifth of the rows' (BENCHMARKS.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +41,8 @@ from .prior_coordinates import prior_factor
 
 __all__ = ["ProjectedNormal", "cheaper_route"]
 
-Route = Literal["rows", "nullspace"]
 
-
-def cheaper_route(rank: int, nullity: int) -> Route:
+def cheaper_route(rank: int, nullity: int) -> str:
     """The factorisation of :class:`ProjectedNormal` with the smaller QR: ``"nullspace"`` when ``nullity < rank``."""
     return "nullspace" if nullity < rank else "rows"
 
@@ -95,7 +96,7 @@ class ProjectedNormal(dist.Distribution):
         ar1: tuple[tuple[str, int, int], ...] = (),
         rhos: Mapping[str, jax.Array] | None = None,
         *,
-        route: Route = "nullspace",
+        route: str = "nullspace",
     ) -> None:
         if route not in ("nullspace", "rows"):
             raise ValueError(f"route must be 'nullspace' or 'rows', got {route!r}")
@@ -115,7 +116,7 @@ class ProjectedNormal(dist.Distribution):
         return self.loc + eps @ self.scale_tril().T
 
     def log_prob(self, value: jax.Array) -> jax.Array:
-        """The log density at ``value`` (..., r), by :attr:`route`."""
+        """The log density at ``value`` (..., r), by the factorisation ``route``."""
         if self.route == "rows":
             return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril()).log_prob(value)
         r = self.event_shape[0]
