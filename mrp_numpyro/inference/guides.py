@@ -33,8 +33,8 @@ class _SquareScaledUnitLowerCholesky(type(constraints.scaled_unit_lower_cholesky
 
 #: A lower Cholesky factor ``diag(softplus(x_ii)) (I + tril(x, -1))`` of a square
 #: unconstrained ``x``: the parameters and their Adam updates are numpyro's
-#: ``scaled_unit_lower_cholesky``'s, but the map is a mask, not a scatter into a vector,
-#: which on 700 dimensions cost more than the model's gradient (BENCHMARKS.md).
+#: ``scaled_unit_lower_cholesky``'s, but the map is a mask, not a scatter from a vector of
+#: ``d (d + 1) / 2`` entries (250,000 on the deep-interaction model).
 square_scaled_unit_lower_cholesky = _SquareScaledUnitLowerCholesky()
 
 
