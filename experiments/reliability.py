@@ -91,7 +91,8 @@ def cces_rows(data_dir: Path, methods: list[str], out: Path, extra: Sequence[str
         # A run that stops itself (a guide's health check) is a row too: its wall time and its
         # error, without estimates.
         rows.append({**run_row(run_dir), "method": name, "wall_s": wall})
-        error = "" if done.returncode == 0 else " ".join(done.stderr.strip().splitlines()[-1:])
+        # The run's own INCOMPLETE marker says why it stopped; stderr's last line is Hydra's hint.
+        error = "" if done.returncode == 0 else rows[-1]["error"] or " ".join(done.stderr.strip().splitlines()[-1:])
         print(f"{name}: {wall:.1f} s{' FAILED: ' + error if error else ''}", flush=True)
     table = pd.DataFrame(rows)
     if "nuts" in methods:

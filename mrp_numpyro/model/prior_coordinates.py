@@ -151,9 +151,10 @@ class PriorPrecision:
         # The diagonal takes few distinct columns (one per group sd and fixed prior sd), so the
         # sum runs over those: draws x columns x k^2 would be 1e11 flops on the deep model.
         columns, which = np.unique(self.diagonal, axis=1, return_inverse=True)
+        which = np.asarray(which).ravel()
         grams = np.zeros((columns.shape[1], N.shape[1], N.shape[1]))
         for u in range(columns.shape[1]):
-            rows = N[np.asarray(which).ravel() == u]
+            rows = N[which == u]
             grams[u] = rows.T @ rows
         out = np.tensordot(columns, grams, axes=1)
         for value, start, stop in self.bands:
