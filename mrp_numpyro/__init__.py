@@ -21,6 +21,7 @@ import warnings
 warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
 
 from .app.config import compose_config
+from .app.noncensus import NoncensusFit, fit_noncensus
 from .app.pipeline import Checks, Estimates, Problem, check, estimate, fit, prepare, write_run
 from .app.repoststratify import repoststratify
 from .app.run import RunResult, run
@@ -36,7 +37,7 @@ from .design.priors import Priors
 from .design.structure import GroupPrior
 from .diagnostics import Verdict
 from .inference import Fit, NUTSMethod, SVIMethod, fit_nuts, fit_svi
-from .model import Identified, MRPModel, NonCentred, Parameterization, PartiallyCentred, build_model, mrp_logit
+from .model import Identified, MRPModel, NonCentred, Parameterization, PartiallyCentred, build_model, mrp_categorical, mrp_logit
 from .poststratification import poststratify_calibrated, poststratify_draws, summarize
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "MRPData",
     "MRPModel",
     "NUTSMethod",
+    "NoncensusFit",
     "NonCentred",
     "ParameterLayout",
     "Parameterization",
@@ -75,11 +77,13 @@ __all__ = [
     "compose_config",
     "estimate",
     "fit",
+    "fit_noncensus",
     "fit_nuts",
     "fit_svi",
     "load_cces18",
     "load_files",
     "load_synthetic",
+    "mrp_categorical",
     "mrp_logit",
     "parse_formula",
     "poststratify_calibrated",

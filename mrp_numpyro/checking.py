@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, gammaln
+from scipy.special import expit, gammaln, logsumexp
 
 from .data.schema import DataError
 from .design.cells import CellArrays, Design
 from .inference.result import flatten_draws
 from .model.blocks import cell_blocks
 from .model.predict import cell_logits_by_cell
-from .poststratification import group_cells
+from .poststratification import category_shares, group_cells
 
 __all__ = ["predictive_by_group", "binomial_logpmf", "cell_log_likelihood", "CellLoo", "cell_loo", "K_GOOD", "K_BAD"]
 
@@ -46,13 +46,15 @@ _QUANTILES = {"q5": 0.05, "q25": 0.25, "q75": 0.75, "q95": 0.95}
 
 
 def _survey(design: Design) -> tuple[CellArrays, np.ndarray, np.ndarray]:
+    """The survey cells, their respondents and their "1" answers (a categorical outcome: every answer's count, (cells, K))."""
     s = design.survey
-    assert s.trials is not None and s.successes is not None  # the survey's cells have counts
-    return s, np.asarray(s.trials, np.int64), np.asarray(s.successes, np.int64)
+    observed = s.counts if design.categorical else s.successes
+    assert s.trials is not None and observed is not None  # the survey's cells have counts
+    return s, np.asarray(s.trials, np.int64), np.asarray(observed, np.int64)
 
 
 def _logit_chunks(draws: Mapping[str, np.ndarray], design: Design, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, logits (chunk, cells))`` of the survey cells for consecutive chunks of the flat draws, in float64."""
+    """``(start, logits (chunk, cells[, K - 1]))`` of the survey cells for consecutive chunks of the flat draws, in float64."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     flat = flatten_draws(draws)
@@ -61,7 +63,7 @@ def _logit_chunks(draws: Mapping[str, np.ndarray], design: Design, chunk_size: i
     blocks = cell_blocks(design, cells=survey)
     for start in range(0, n, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
-        yield start, cell_logits_by_cell(batch, design, survey, blocks, dtype=np.float64).T
+        yield start, np.swapaxes(cell_logits_by_cell(batch, design, survey, blocks, dtype=np.float64), 0, 1)
 
 
 def _groups(design: Design, groupings: Mapping[str, Sequence[str]]) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
@@ -131,12 +133,17 @@ def predictive_by_group(
         ``q95``, and ``in_50`` / ``in_90``: whether the observed share lies in the 50 % /
         90 % interval (bounds included, as replicated shares are discrete).
 
+        A categorical outcome's tables are in long form: a row per group and answer (the
+        answer in the outcome's column), the answers' counts replicated as
+        ``Multinomial(n_c, softmax(eta_dc))``.
+
     Raises
     ------
     DataError
         If a grouping names a column the survey cells do not have.
     """
     _, trials, successes = _survey(design)
+    k = len(design.outcome_levels) if design.categorical else 0
     prepared = _groups(design, groupings)
     n_draws = int(np.prod(next(iter(draws.values())).shape[:2]))
     sorting = []
@@ -144,19 +151,29 @@ def predictive_by_group(
         order = np.argsort(index, kind="stable")
         sorting.append((order, np.searchsorted(index[order], np.arange(len(labels)))))
     rng = np.random.default_rng(seed)
-    replicated = [np.empty((n_draws, len(labels))) for _, labels, _ in prepared]
+    replicated = [np.empty((n_draws, len(labels) * max(k, 1))) for _, labels, _ in prepared]
     for start, eta in _logit_chunks(draws, design, chunk_size):
         # One generator consumed in draw order (C order of (draws, cells)): chunks of any size
         # take the same stream in the same order, so they give the same replicates.
-        y = rng.binomial(trials, expit(eta))
+        if k:
+            y = rng.multinomial(trials, category_shares(eta, design.baseline))  # (draws, cells, K)
+        else:
+            y = rng.binomial(trials, expit(eta))
         for out, (order, starts) in zip(replicated, sorting, strict=True):
-            out[start : start + len(y)] = _group_sums(y, order, starts)
+            out[start : start + len(y)] = _group_sums(y, order, starts).reshape(len(y), -1)
     tables = {}
     for (name, labels, index), rep in zip(prepared, replicated, strict=True):
         respondents = np.bincount(index, weights=trials, minlength=len(labels))
+        if k:  # groups x answers, flattened with the answers fastest
+            observed_counts = np.stack([np.bincount(index, weights=successes[:, j], minlength=len(labels)) for j in range(k)], 1)
+            respondents = np.repeat(respondents, k)
+            labels = labels.loc[labels.index.repeat(k)].reset_index(drop=True)
+            labels[design.spec.response] = list(design.outcome_levels) * (len(labels) // k)
+        else:
+            observed_counts = np.bincount(index, weights=successes, minlength=len(labels))
         with np.errstate(invalid="ignore", divide="ignore"):  # a group of empty cells has no share: NaN
             shares = rep / respondents
-            observed = np.bincount(index, weights=successes, minlength=len(labels)) / respondents
+            observed = observed_counts.ravel() / respondents
         table = labels.reset_index(drop=True).copy()
         table["respondents"] = respondents.astype(np.int64)
         table["observed"] = observed
@@ -191,8 +208,31 @@ def binomial_logpmf(eta: np.ndarray, trials: np.ndarray, successes: np.ndarray) 
     return log_choose - s * np.logaddexp(0.0, -eta) - (n - s) * np.logaddexp(0.0, eta)
 
 
+def multinomial_logpmf(eta: np.ndarray, counts: np.ndarray, baseline: int) -> np.ndarray:
+    """``log Multinomial(counts | n, softmax(eta))`` of a categorical outcome's cells, in float64.
+
+    Parameters
+    ----------
+    eta : array (..., cells, K - 1)
+        The non-baseline categories' linear predictors.
+    counts : int array (cells, K)
+        Every answer's count.
+    baseline : int
+        The category whose linear predictor is zero.
+
+    Returns
+    -------
+    array (..., cells)
+    """
+    logits = np.insert(np.asarray(eta, np.float64), baseline, 0.0, axis=-1)
+    log_p = logits - logsumexp(logits, axis=-1, keepdims=True)
+    x = np.asarray(counts, np.float64)
+    log_coef = gammaln(x.sum(-1) + 1.0) - gammaln(x + 1.0).sum(-1)
+    return log_coef + (x * log_p).sum(-1)
+
+
 def cell_log_likelihood(draws: Mapping[str, np.ndarray], design: Design, *, chunk_size: int = 500) -> np.ndarray:
-    """Binomial log likelihood of every occupied survey cell in every draw (:func:`binomial_logpmf`).
+    """Log likelihood of every occupied survey cell in every draw (:func:`binomial_logpmf`, :func:`multinomial_logpmf`).
 
     Parameters
     ----------
@@ -209,7 +249,10 @@ def cell_log_likelihood(draws: Mapping[str, np.ndarray], design: Design, *, chun
     chains, n_draws = next(iter(draws.values())).shape[:2]
     out = np.empty((chains * n_draws, len(trials)))
     for start, eta in _logit_chunks(draws, design, chunk_size):
-        out[start : start + len(eta)] = binomial_logpmf(eta, trials, successes)
+        if design.categorical:
+            out[start : start + len(eta)] = multinomial_logpmf(eta, successes, design.baseline)
+        else:
+            out[start : start + len(eta)] = binomial_logpmf(eta, trials, successes)
     return out.reshape(chains, n_draws, -1)
 
 

@@ -189,7 +189,10 @@ def _national(run_dir: Path) -> dict[str, float]:
     path = run_dir / "estimates_national.csv"
     if not path.is_file():
         return {"national_pct": np.nan, "national_q5_pct": np.nan, "national_q95_pct": np.nan}
-    nat = pd.read_csv(path).iloc[0]
+    table = pd.read_csv(path)
+    if len(table) != 1:  # a categorical outcome: a share per answer, no one national value
+        return {"national_pct": np.nan, "national_q5_pct": np.nan, "national_q95_pct": np.nan}
+    nat = table.iloc[0]
     return {"national_pct": 100 * nat["mean"], "national_q5_pct": 100 * nat["q5"], "national_q95_pct": 100 * nat["q95"]}
 
 

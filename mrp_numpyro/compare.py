@@ -110,16 +110,22 @@ def compare_runs(run_a: str | Path, run_b: str | Path, area: str = "state") -> t
     labels = [str(x) for x in da[area].coords[dim].values]
     if labels != [str(x) for x in db[area].coords[dim].values]:
         raise ValueError(f"the two runs estimate different {area} sets")
+    # A categorical outcome's shares have a last dimension of answers: a group per area and answer.
+    answers = [str(x) for d in da[area].dims if d not in ("chain", "draw", dim) for x in da[area].coords[d].values]
+    if answers:
+        labels = [f"{label}:{answer}" for label in labels for answer in answers]
     a, b = _flat(da[area]), _flat(db[area])
     table = compare_draws(a, b, labels)
-    nat = compare_draws(_flat(da["national"]), _flat(db["national"]), ["national"])
+    national = [f"national:{answer}" for answer in answers] if answers else ["national"]
+    nat = compare_draws(_flat(da["national"]), _flat(db["national"]), national)
     return pd.concat([table, nat], ignore_index=True), {"a": a, "b": b, "labels": labels}
 
 
 def overall(table: pd.DataFrame) -> dict[str, float]:
-    """One-line summary of a comparison table's area rows."""
-    areas = table[table["group"] != "national"]
-    nat = table[table["group"] == "national"].iloc[0]
+    """One-line summary of a comparison table's area rows (national: a categorical outcome's answer furthest apart)."""
+    national = table["group"].astype(str).str.match(r"national(:|$)")
+    areas = table[~national]
+    nat = table[national].loc[lambda t: t["diff_pp"].abs().idxmax()]
     return {
         "mean_abs_diff_pp": float(areas["diff_pp"].abs().mean()),
         "max_abs_diff_pp": float(areas["diff_pp"].abs().max()),

@@ -28,6 +28,7 @@ from .model.predict import cell_logits_by_cell
 
 __all__ = [
     "poststratify",
+    "category_shares",
     "group_cells",
     "Poststratified",
     "poststratify_draws",
@@ -51,6 +52,19 @@ def _expit_inplace(x: np.ndarray) -> np.ndarray:
     x += 1.0
     x *= 0.5
     return x
+
+
+def category_shares(eta: np.ndarray, baseline: int) -> np.ndarray:
+    """Every category's probability from the K - 1 linear predictors of a categorical outcome (last axis).
+
+    The softmax of the linear predictors with a zero inserted at ``baseline``, shifted by the
+    row maximum so that no exponential overflows. Returns an array with a last axis of K.
+    """
+    full = np.insert(eta, baseline, 0.0, axis=-1)
+    full -= full.max(axis=-1, keepdims=True)
+    np.exp(full, out=full)
+    full /= full.sum(axis=-1, keepdims=True)
+    return full
 
 
 def _weight_matrix(weights: np.ndarray, group_index: np.ndarray, n_groups: int) -> sparse.csr_matrix:
@@ -136,17 +150,34 @@ class Poststratified:
         Grouping columns (empty for the national value).
     labels : pandas.DataFrame
         One row per group with the grouping columns' values.
-    draws : array (chain, draw, groups)
+    draws : array (chain, draw, groups), or (chain, draw, groups, K)
+        The poststratified value of every group; for a categorical outcome, the share of
+        every category, which sums to one over the last axis in every draw.
+    categories : tuple of str
+        A categorical outcome's answers (the last axis of ``draws``); empty for a 0/1 outcome.
+    category_name : str
+        The column that names the category in :meth:`summary` (the outcome's column).
     """
 
     name: str
     columns: tuple[str, ...]
     labels: pd.DataFrame
     draws: np.ndarray
+    categories: tuple[str, ...] = ()
+    category_name: str = "category"
 
     def summary(self) -> pd.DataFrame:
-        """Mean, sd and quantiles of every group (:func:`summarize`)."""
-        return summarize(self.draws.reshape(-1, self.draws.shape[-1]), self.labels)
+        """Mean, sd and quantiles of every group (:func:`summarize`).
+
+        A categorical outcome's summary is in long form: a row per group and category, the
+        category in the column ``category_name``, the categories fastest.
+        """
+        if not self.categories:
+            return summarize(self.draws.reshape(-1, self.draws.shape[-1]), self.labels)
+        k = len(self.categories)
+        labels = self.labels.loc[self.labels.index.repeat(k)].reset_index(drop=True)
+        labels[self.category_name] = list(self.categories) * len(self.labels)
+        return summarize(self.draws.reshape(-1, self.draws.shape[-2] * k), labels)
 
 
 def _groupings(
@@ -171,6 +202,7 @@ def poststratify_draws(
     groupings: Mapping[str, Sequence[str]],
     chunk_size: int = 500,
     dtype: DTypeLike | None = None,
+    cell_shares: np.ndarray | None = None,
 ) -> dict[str, Poststratified]:
     """Predict every poststratification cell for every draw and aggregate to each grouping.
 
@@ -187,9 +219,47 @@ def poststratify_draws(
         Precision of the cell predictions. By default float64 if any draws are float64,
         else float32. In float32 a group's mean of probabilities carries a relative error
         of about 1e-6, far below any posterior sd, at half the memory traffic.
+    cell_shares : array (draws, census cells, levels), optional
+        For a formula with a non-census factor (``design.noncensus``): every census cell's
+        share of each of its levels in every flat draw, from a model of the factor, paired
+        with ``draws`` draw by draw. The extended cell ``(c, level)`` then counts
+        ``N_c * share``, so each draw's estimate carries the first model's uncertainty;
+        a group is ``sum N_c share p / sum N_c share`` over its extended cells.
     """
-    estimates, _ = _poststratify(draws, design, groupings, chunk_size, dtype, None)
+    estimates, _ = _poststratify(draws, design, groupings, chunk_size, dtype, None, cell_shares)
     return estimates
+
+
+def _extended_weights(design: Design, cell_shares: np.ndarray | None, n_draws: int) -> np.ndarray | None:
+    """Each draw's share of every extended cell (draws, extended cells), checked; None without a non-census factor."""
+    if design.census_cells is None:
+        if cell_shares is not None:
+            raise ValueError("cell_shares are for a formula with a non-census factor; this design has none")
+        return None
+    column = design.noncensus
+    if cell_shares is None:
+        raise DataError(
+            f"the formula uses the non-census factor {column!r}, which the poststratification table does not count: "
+            f"its cells need P({column} | cell) from a fitted model of it (model.noncensus.{column})"
+        )
+    if design.categorical:
+        raise DataError(f"a categorical outcome with the non-census factor {column!r} is not offered yet")
+    n_census = int(design.census_cells[-1]) + 1
+    k = len(design.poststrat.cells[column].cat.categories)
+    shares = np.asarray(cell_shares, np.float64)
+    if shares.shape != (n_draws, n_census, k):
+        raise DataError(
+            f"the shares of {column!r} have shape {shares.shape}; poststratifying {n_draws} draws over the "
+            f"{n_census} census cells and {k} levels needs ({n_draws}, {n_census}, {k}), paired draw by draw"
+        )
+    gap = np.abs(shares.sum(-1) - 1.0)
+    if not np.all(np.isfinite(shares)) or shares.min() < 0 or gap.max() > 1e-4:
+        d, c = np.unravel_index(np.nanargmax(np.where(np.isfinite(gap), gap, np.inf)), gap.shape)
+        raise DataError(
+            f"the shares of {column!r} must be non-negative and sum to one in every cell, so that each cell's "
+            f"extended counts sum to its count N; draw {d}, cell {c} has {shares[d, c].round(6).tolist()}"
+        )
+    return shares.reshape(n_draws, n_census * k)
 
 
 def poststratify_calibrated(
@@ -211,6 +281,8 @@ def poststratify_calibrated(
     shifts : Poststratified
         The shift of every area of ``calibration.column`` per draw (0 where no target is given).
     """
+    if design.census_cells is not None:
+        raise DataError(f"{calibration.source}: calibration with the non-census factor {design.noncensus!r} is not offered yet")
     return _poststratify(draws, design, groupings, chunk_size, np.float64, calibration)  # type: ignore[return-value]
 
 
@@ -221,18 +293,26 @@ def _poststratify(
     chunk_size: int,
     dtype: DTypeLike | None,
     calibration: Calibration | None,
+    cell_shares: np.ndarray | None = None,
 ) -> tuple[dict[str, Poststratified], Poststratified | None]:
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if calibration is not None and design.categorical:
+        raise DataError(
+            f"{calibration.source}: calibration shifts a 0/1 outcome's logits to known area values; "
+            f"it is not defined for the categorical outcome ({', '.join(design.outcome_levels)})"
+        )
     post = design.poststrat
     assert post.weights is not None
     chains, ndraw = next(iter(draws.values())).shape[:2]
     flat = flatten_draws(draws)
+    mix = _extended_weights(design, cell_shares, chains * ndraw)
     prepared = _groupings(design, groupings)
     if dtype is None:
         dtype = np.float64 if any(np.asarray(v).dtype == np.float64 for v in flat.values()) else np.float32
     weights_t = [W.astype(dtype) for *_, W in prepared]  # (groups, cells), sparse
-    outputs = [np.empty((chains * ndraw, W.shape[0])) for *_, W in prepared]
+    shares = (len(design.outcome_levels),) if design.categorical else ()
+    outputs = [np.empty((chains * ndraw, W.shape[0]) + shares) for *_, W in prepared]
     blocks = cell_blocks(design, cells=post)
     if calibration is not None:
         area_index, area_labels = group_cells(post.cells, [calibration.column])
@@ -247,15 +327,30 @@ def _poststratify(
     for start in range(0, chains * ndraw, chunk_size):
         batch = {k: v[start : start + chunk_size] for k, v in flat.items()}
         logits = cell_logits_by_cell(batch, design, post, blocks, dtype=dtype)  # (cells, draws)
+        if design.categorical:
+            probs = category_shares(logits, design.baseline)  # (cells, draws, K)
+            cells, d, k = probs.shape
+            for out, Wt in zip(outputs, weights_t, strict=True):
+                sums = np.asarray(Wt @ probs.reshape(cells, d * k)).reshape(-1, d, k)
+                out[start : start + chunk_size] = sums.transpose(1, 0, 2)
+            continue
         if calibration is not None:
             delta = logit_shifts(logits, post.weights, area_index, targets)
             logits += delta[area_index]
             shifts[start : start + chunk_size] = delta.T
         probs = _expit_inplace(logits)
+        if mix is not None:
+            # Each draw's counts N_c * share: the weighted sums over the group's normalised by their own total.
+            m = np.ascontiguousarray(mix[start : start + chunk_size].T, dtype=probs.dtype)
+            probs *= m
+            for out, Wt in zip(outputs, weights_t, strict=True):
+                out[start : start + chunk_size] = (np.asarray(Wt @ probs) / np.asarray(Wt @ m)).T
+            continue
         for out, Wt in zip(outputs, weights_t, strict=True):
             out[start : start + chunk_size] = np.asarray(Wt @ probs).T
+    categories = design.outcome_levels if design.categorical else ()
     estimates = {
-        name: Poststratified(name, cols, labels, out.reshape(chains, ndraw, -1))
+        name: Poststratified(name, cols, labels, out.reshape((chains, ndraw) + out.shape[1:]), categories, design.spec.response)
         for (name, cols, labels, _), out in zip(prepared, outputs, strict=True)
     }
     if calibration is None:

@@ -42,6 +42,7 @@ from ..poststratification import Poststratified, poststratify_draws
 from . import report
 from .device import configure_device
 from .method_outputs import method_figures, method_files
+from .truth import estimate_tables
 
 if TYPE_CHECKING:
     import arviz as az
@@ -203,34 +204,24 @@ def fit(problem: Problem, cfg: DictConfig, *, progress_bar: bool = False, checkp
     return fitted
 
 
-def _estimate_tables(data: MRPData, estimates: Mapping[str, Poststratified]) -> dict[str, pd.DataFrame]:
-    tables = {}
-    for name, est in estimates.items():
-        table = est.summary()
-        truth = data.truth
-        if truth is not None and est.columns == (data.schema.area,):
-            table["truth"] = truth.area.reindex(table[data.schema.area]).to_numpy()
-        elif truth is not None and not est.columns:
-            table["truth"] = truth.national
-        elif truth is not None and truth.cells is not None and set(est.columns) <= set(truth.cells.columns) - {"p", "n"}:
-            # Any other grouping of the synthetic table's cells (state x age, ...).
-            cols = list(est.columns)
-            labels = table[cols].astype(object)
-            key = pd.MultiIndex.from_frame(labels) if len(cols) > 1 else pd.Index(labels[cols[0]])
-            table["truth"] = truth.by(cols).reindex(key).to_numpy()
-        tables[name] = table
-    return tables
+def estimate(problem: Problem, fitted: Fit, cfg: DictConfig, *, cell_shares: np.ndarray | None = None) -> Estimates:
+    """Poststratify the fit's draws to every grouping of ``cfg.poststrat.groupings``.
 
-
-def estimate(problem: Problem, fitted: Fit, cfg: DictConfig) -> Estimates:
-    """Poststratify the fit's draws to every grouping of ``cfg.poststrat.groupings``."""
+    ``cell_shares``: a non-census factor's shares in every census cell and draw
+    (:mod:`mrp_numpyro.app.noncensus`), which a formula with one needs.
+    """
     t = time.perf_counter()
     groupings = cast(dict[str, list[str]], OmegaConf.to_container(cfg.poststrat.groupings, resolve=True))
     # The fit's precision (float32 unless device.x64), whatever the draws were converted to.
     draws = poststratify_draws(
-        fitted.draws, problem.design, groupings, chunk_size=int(cfg.poststrat.chunk_size), dtype=problem.dtype
+        fitted.draws,
+        problem.design,
+        groupings,
+        chunk_size=int(cfg.poststrat.chunk_size),
+        dtype=problem.dtype,
+        cell_shares=cell_shares,
     )
-    tables = _estimate_tables(problem.data, draws)
+    tables = estimate_tables(problem.data, draws)
     return Estimates(draws, tables, time.perf_counter() - t)
 
 
@@ -303,7 +294,7 @@ def summarize_run(
         "formula": design.spec.formula,
         "parameterization": problem.model.parameterization,
         "seed": int(cfg.seed),
-        "national_mean": None if national is None else float(national["mean"].iloc[0]),
+        "national_mean": None if national is None or design.categorical else float(national["mean"].iloc[0]),
         # Reliability verdict of a variational fit (PSIS k-hat); None for exact methods.
         "verdict": diagnostics.get("verdict"),
         "verdict_message": diagnostics.get("verdict_message"),
@@ -320,8 +311,13 @@ def summarize_run(
             name: {"groups": len(t), "in_50": float(t["in_50"].mean()), "in_90": float(t["in_90"].mean())}
             for name, t in checks.predictive.items()
         }
+    if design.categorical:
+        summary["outcome_levels"] = list(design.outcome_levels)
+        summary["baseline"] = design.outcome_levels[design.baseline]
+        if national is not None:
+            summary["national_shares"] = dict(zip(national[design.spec.response], national["mean"].astype(float), strict=True))
     if data.truth is not None:
-        summary["truth_national"] = data.truth.national
+        summary["truth_national"] = dict(data.truth.national_shares) if data.truth.categories else data.truth.national
     return summary
 
 
@@ -333,12 +329,23 @@ def _figures(
     if checks is not None and checks.predictive:
         figures.append(report.plot_predictive_checks(checks.predictive, out / "predictive_checks.png"))
     if area in tables:
+        design = problem.design
         table = tables[area]
-        figures.append(
-            report.plot_state_estimates(table, out / f"{area}_estimates.png", area, f"{area} estimates, {fitted.name}")
-        )
-        if set(table[area].astype(str)) <= set(report.STATE_TILES):
-            figures.append(report.plot_state_map(table, out / f"{area}_map.png", area))
+        # A categorical outcome: a figure and a map of every answer's share.
+        parts = [("", table)]
+        if design.categorical:
+            response = design.spec.response
+            parts = [(f"_{c}", table[table[response] == c].drop(columns=response)) for c in design.outcome_levels]
+        for suffix, part in parts:
+            what = f"share {suffix[1:]}, " if suffix else ""
+            figures.append(
+                report.plot_state_estimates(
+                    part, out / f"{area}_estimates{suffix}.png", area, f"{area} estimates, {what}{fitted.name}"
+                )
+            )
+            if set(part[area].astype(str)) <= set(report.STATE_TILES):
+                title = f"{suffix[1:]} share (%), posterior mean" if suffix else ""
+                figures.append(report.plot_state_map(part, out / f"{area}_map{suffix}.png", area, title))
     return figures + method_figures(fitted.diagnostics, out, fitted, idata, problem.design.layout)
 
 
@@ -372,7 +379,13 @@ def write_run(
         if checks.loo is not None:
             # The Pareto k and elpd of every cell: which cells LOO cannot vouch for.
             survey = problem.design.survey
-            cells = survey.cells.assign(trials=survey.trials, successes=survey.successes)
+            design = problem.design
+            if design.categorical:
+                assert survey.counts is not None  # a categorical outcome's cells count every answer
+                answers = {f"{design.spec.response}[{c}]": survey.counts[:, k] for k, c in enumerate(design.outcome_levels)}
+                cells = survey.cells.assign(trials=survey.trials, **answers)
+            else:
+                cells = survey.cells.assign(trials=survey.trials, successes=survey.successes)
             write_csv(out / "loo_cells.csv", cells.assign(elpd=checks.loo.elpd_i, pareto_k=checks.loo.pareto_k))
     write_netcdf(out / "poststrat_draws.nc", poststrat_dataset(estimates.groupings))
     method_files(fitted.diagnostics, out, fitted)

@@ -17,6 +17,7 @@ enters as a population-level coefficient has no coefficient and is refused.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -179,6 +180,18 @@ def repoststratify(
     run_dir = Path(run_dir)
     cfg = OmegaConf.load(run_dir / "config.yaml")
     cells, saved_areas, schema = load_fit_data(run_dir)
+    if schema.categorical:
+        raise DataError(
+            f"{run_dir} is a fit of the categorical outcome {schema.outcome!r} ({', '.join(schema.outcome_levels)}); "
+            "re-poststratifying a saved categorical fit to another table is not offered yet: rerun it with that table"
+        )
+    formula = str(cfg.model.formula)
+    noncensus = [c for c in schema.noncensus if re.search(rf"\b{re.escape(c)}\b", formula.split("~", 1)[-1])]
+    if noncensus:
+        raise DataError(
+            f"{run_dir} fitted the non-census factor(s) {noncensus} ({formula}); re-poststratifying it needs the "
+            "shares of its model, which a run does not save yet: rerun it with that table"
+        )
     what = "new poststratification table" if isinstance(table, pd.DataFrame) else f"poststratification table {Path(table).name!r}"
     frame = table if isinstance(table, pd.DataFrame) else read_table(table, "poststratification table")
     if len(frame) == 0:

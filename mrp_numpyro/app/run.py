@@ -21,6 +21,7 @@ from ..inference.result import Fit
 from ..model.base import MRPModel
 from ..outputs import write_text
 from ..poststratification import Poststratified
+from .noncensus import NoncensusFit, fit_noncensus, noncensus_summary, write_noncensus
 from .pipeline import Checks, Problem, check, estimate, fit, prepare, summarize_run, write_run
 from .rundir import run_directory
 
@@ -39,6 +40,8 @@ class RunResult:
     estimates: Mapping[str, Poststratified]
     summary: Mapping[str, Any]
     checks: Checks | None = None
+    #: The fitted model of the formula's non-census factor (:mod:`mrp_numpyro.app.noncensus`), if any.
+    noncensus: NoncensusFit | None = None
 
     @property
     def data(self) -> MRPData:
@@ -92,13 +95,19 @@ def _stages(cfg: DictConfig, out: Path | None) -> RunResult:
         # First, so that a run that fails still says what it was.
         write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     problem = prepare(cfg)
+    # The model of a non-census factor the formula uses (None without one), fitted first.
+    first = fit_noncensus(problem, cfg, progress_bar=progress)
     fitted = fit(problem, cfg, progress_bar=progress, checkpoint_dir=out)
-    estimates = estimate(problem, fitted, cfg)
+    estimates = estimate(problem, fitted, cfg, cell_shares=None if first is None else first.cell_shares)
     checks = check(problem, fitted, cfg)
     summary = summarize_run(cfg, problem, fitted, estimates, checks=checks)
+    if first is not None:
+        summary["noncensus"] = noncensus_summary(first)
     national = estimates.tables.get("national")
     if national is not None:
         log.info("national estimate: %.4f (90%% interval %.4f-%.4f)", *national[["mean", "q5", "q95"]].iloc[0])
     if out is not None:
+        if first is not None:
+            write_noncensus(out, first)
         summary = write_run(out, cfg, problem, fitted, estimates, summary, checks=checks)
-    return RunResult(out, problem, fitted, estimates.groupings, summary, checks)
+    return RunResult(out, problem, fitted, estimates.groupings, summary, checks, first)

@@ -101,11 +101,14 @@ def schema_from_config(
     spec : mapping
         ``outcome``, ``area``, ``factors`` (column -> list of levels, or null to take the
         sorted levels of the poststratification table), ``numeric``, ``area_factors`` (null
-        levels come from the area table), ``area_numeric``, ``count``, ``trials`` and ``ordered``.
+        levels come from the area table), ``area_numeric``, ``count``, ``trials``, ``ordered``,
+        for a categorical outcome ``outcome_levels`` and ``baseline``, and ``noncensus``
+        (survey-only factors and their levels).
     poststrat, areas : pandas.DataFrame, optional
         The tables levels are taken from where ``spec`` gives none, already renamed and as text.
     """
     known = {"outcome", "area", "factors", "numeric", "area_factors", "area_numeric", "count", "trials", "ordered"}
+    known |= {"outcome_levels", "baseline", "noncensus"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise DataError(f"data.schema has unknown key(s) {unknown}; the keys are {sorted(known)}")
@@ -121,6 +124,13 @@ def schema_from_config(
                 raise DataError(f"data.schema levels of {column!r} repeat a level: {list(out[column])}")
         return out
 
+    def noncensus(mapping: Mapping[str, Any] | None) -> dict[str, tuple]:
+        # No table counts them, so their levels must be written out.
+        unlisted = [c for c, given in (mapping or {}).items() if not given]
+        if unlisted:
+            raise DataError(f"data.schema.noncensus: list the levels of {unlisted} (no table counts them to take them from)")
+        return {c: tuple(str(_text(v)) for v in given) for c, given in (mapping or {}).items()}
+
     try:
         return SurveySchema(
             outcome=spec["outcome"],
@@ -132,6 +142,9 @@ def schema_from_config(
             count=spec.get("count") or "N",
             trials=spec.get("trials"),
             ordered=tuple(spec.get("ordered") or ()),
+            outcome_levels=tuple(str(_text(v)) for v in spec.get("outcome_levels") or ()),
+            baseline=None if spec.get("baseline") is None else _text(spec["baseline"]),
+            noncensus=noncensus(spec.get("noncensus")),
         )
     except ValueError as err:
         if isinstance(err, DataError):
@@ -320,7 +333,7 @@ def load_files(
         names["areas"] = f"area table {areas_path.name!r}"
         areas = _rename(read_table(areas_path, "area predictors", about), columns.get("predictors"), names["areas"])
 
-    factor_columns = [*(schema.get("factors") or {}), *(schema.get("area_factors") or {})]
+    factor_columns = [*(schema.get("factors") or {}), *(schema.get("area_factors") or {}), *(schema.get("noncensus") or {})]
     poststrat = factor_text(poststrat, factor_columns)
     areas = None if areas is None else factor_text(areas, factor_columns)
     resolved = schema_from_config(schema, poststrat, areas)
@@ -339,7 +352,11 @@ def load_files(
         if resolved.outcome not in survey.columns:
             raise DataError(f"{survey_what} is missing the outcome column {resolved.outcome!r}; it has {list(survey.columns)}")
         survey = survey.assign(**{resolved.outcome: _as_text(survey[resolved.outcome])})
-        survey = recode_outcome(survey, resolved.outcome, {_text(k): v for k, v in outcome_map.items()}, what=survey_what)
+        mapping = {_text(k): (_text(v) if resolved.categorical else v) for k, v in outcome_map.items()}
+        survey = recode_outcome(survey, resolved.outcome, mapping, what=survey_what, levels=resolved.outcome_levels)
+    if resolved.categorical and resolved.outcome in survey.columns:
+        # Answers as text, as the declared levels are (a code 2 read as 2.0 is "2").
+        survey = survey.assign(**{resolved.outcome: _as_text(survey[resolved.outcome])})
     survey = validate_survey(survey.reset_index(drop=True), resolved, what=survey_what)
     # Every respondent's levels against the table too, before the subsample: a file is
     # accepted or not whatever the seed.

@@ -2,9 +2,9 @@
 
 A fit depends on the survey only through its cells (respondents with identical predictors)
 and their counts, so a run saves those, not the respondents: ``survey_cells.csv`` (one row
-per occupied combination of the schema's cell columns, with the count of "1" answers and
-of respondents), ``areas.csv`` and ``schema.json``. From them the design of the fit can be
-rebuilt exactly against any other poststratification table
+per occupied combination of the schema's cell columns, with the count of "1" answers, or
+of every answer of a categorical outcome, and of respondents), ``areas.csv`` and
+``schema.json``. From them the design of the fit can be rebuilt exactly against any other poststratification table
 (:mod:`mrp_numpyro.app.repoststratify`).
 """
 
@@ -19,22 +19,44 @@ import pandas as pd
 from ..outputs import write_csv, write_json
 from .schema import DataError, MRPData, SurveySchema
 
-__all__ = ["FIT_DATA_FILES", "survey_cells", "save_fit_data", "load_schema", "load_fit_data"]
+__all__ = ["FIT_DATA_FILES", "survey_cells", "category_column", "save_fit_data", "load_schema", "load_fit_data"]
 
 FIT_DATA_FILES = {"schema": "schema.json", "cells": "survey_cells.csv", "areas": "areas.csv"}
 
 
 def survey_cells(data: MRPData) -> tuple[pd.DataFrame, SurveySchema]:
-    """The survey aggregated over the schema's cell columns, and the pre-aggregated schema that reads it."""
+    """The survey aggregated over the schema's cell columns, and the pre-aggregated schema that reads it.
+
+    Non-census factors (``schema.noncensus``) are kept as columns: a cell is then a
+    combination of the cell columns and of them.
+    """
     schema = data.schema
     trials = schema.trials or next(n for n in ("respondents", "respondents_", "trials_") if n not in schema.columns)
     survey = data.survey
     counts = survey[schema.trials] if schema.trials else pd.Series(1, index=survey.index)
-    frame = survey[list(schema.cell_columns)].assign(**{schema.outcome: survey[schema.outcome], trials: counts})
-    cells = frame.groupby(list(schema.cell_columns), observed=True, sort=True)[[schema.outcome, trials]].sum().reset_index()
-    for c in schema.factors:
+    if schema.categorical:
+        # A count column per answer, "party[Democrat]", beside the cell's respondents.
+        answers = {category_column(schema, c): (survey[schema.outcome] == c).astype(int) for c in schema.outcome_levels}
+    else:
+        answers = {schema.outcome: survey[schema.outcome]}
+    keys = [*schema.cell_columns, *schema.noncensus]
+    frame = survey[keys].assign(**answers, **{trials: counts})
+    cells = frame.groupby(keys, observed=True, sort=True)[[*answers, trials]].sum().reset_index()
+    if schema.categorical:
+        # Only the table's answer counts: the schema stays one of respondents.
+        return _text_levels(cells, schema), schema
+    return _text_levels(cells, schema), replace(schema, trials=trials)
+
+
+def category_column(schema: SurveySchema, category: str) -> str:
+    """The column of ``survey_cells.csv`` counting a categorical outcome's answer ``category``."""
+    return f"{schema.outcome}[{category}]"
+
+
+def _text_levels(cells: pd.DataFrame, schema: SurveySchema) -> pd.DataFrame:
+    for c in [*schema.factors, *schema.noncensus]:
         cells[c] = cells[c].astype(str)
-    return cells, replace(schema, trials=trials)
+    return cells
 
 
 def save_fit_data(out: str | Path, data: MRPData) -> list[Path]:

@@ -38,7 +38,7 @@ class SurveySchema:
     Parameters
     ----------
     outcome : str
-        Binary outcome column of the survey (0/1).
+        Outcome column of the survey: 0/1, or one of ``outcome_levels``.
     area : str
         Column naming the small area (e.g. ``"state"``); it must be one of ``factors``
         and is the key for ``area_factors`` / ``area_numeric``.
@@ -60,6 +60,17 @@ class SurveySchema:
     ordered : tuple of str
         Factors whose declared level order is an order (age groups, education), which a
         random walk or AR(1) prior needs (``(1 | rw1(age))``); numeric columns are ordered by value.
+    outcome_levels : tuple, optional
+        The answers of a categorical outcome (party ID: ``("Democrat", "Republican",
+        "Independent")``), two or more; the model is then a baseline-category logit
+        (:mod:`mrp_numpyro.model.categorical`). Empty (the default): a 0/1 outcome.
+    baseline : str, optional
+        The category whose linear predictor is zero; the first of ``outcome_levels`` by default.
+    noncensus : mapping of str to tuple
+        Survey factors the poststratification table does not count (party ID), with their
+        levels. A formula term on one needs a model of it from the census factors
+        (``model.noncensus``); the table is then extended to every cell and level of it,
+        with counts ``N * P(level | cell)`` per posterior draw (:mod:`mrp_numpyro.app.noncensus`).
     """
 
     outcome: str
@@ -71,17 +82,44 @@ class SurveySchema:
     count: str = "N"
     trials: str | None = None
     ordered: tuple[str, ...] = ()
+    outcome_levels: tuple[str, ...] = ()
+    baseline: str | None = None
+    noncensus: Mapping[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.area not in self.factors:
             raise ValueError(f"area column {self.area!r} must be one of the factors {list(self.factors)}")
-        roles = (self.outcome, *self.columns, *((self.trials,) if self.trials else ()))
+        roles = (self.outcome, *self.columns, *self.noncensus, *((self.trials,) if self.trials else ()))
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
             raise ValueError(f"column(s) {repeated} have more than one role in the schema")
         not_factors = [c for c in self.ordered if c not in self.factors and c not in self.area_factors]
         if not_factors:
             raise ValueError(f"ordered column(s) {not_factors} are not factors of the schema {list(self.factors)}")
+        levels = tuple(self.outcome_levels)
+        if levels:
+            if len(levels) < 2 or len(set(levels)) != len(levels):
+                raise ValueError(f"outcome_levels of {self.outcome!r} must be two or more distinct answers, got {list(levels)}")
+            if self.trials is not None:
+                raise ValueError(
+                    f"a categorical outcome ({self.outcome!r} with levels {list(levels)}) needs one row per respondent; "
+                    f"the survey is declared pre-aggregated (trials={self.trials!r})"
+                )
+        for column, values in self.noncensus.items():
+            if len(values) < 2 or len(set(values)) != len(values):
+                raise ValueError(f"non-census factor {column!r} needs two or more distinct levels, got {list(values)}")
+        if self.baseline is not None and self.baseline not in levels:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the outcome_levels {list(levels)}")
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the outcome is categorical (``outcome_levels`` declared), not 0/1."""
+        return bool(self.outcome_levels)
+
+    @property
+    def baseline_index(self) -> int:
+        """Position of the baseline category in ``outcome_levels`` (0 unless ``baseline`` says otherwise)."""
+        return 0 if self.baseline is None else tuple(self.outcome_levels).index(self.baseline)
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as plain lists and dicts (JSON- and YAML-ready); ``SurveySchema(**d)`` restores it."""
@@ -95,6 +133,9 @@ class SurveySchema:
             "count": self.count,
             "trials": self.trials,
             "ordered": list(self.ordered),
+            "outcome_levels": list(self.outcome_levels),
+            "baseline": self.baseline,
+            "noncensus": {k: list(v) for k, v in self.noncensus.items()},
         }
 
     @classmethod
@@ -110,6 +151,9 @@ class SurveySchema:
             count=d.get("count", "N"),
             trials=d.get("trials"),
             ordered=tuple(d.get("ordered", ())),
+            outcome_levels=tuple(d.get("outcome_levels", ())),
+            baseline=d.get("baseline"),
+            noncensus={k: tuple(v) for k, v in d.get("noncensus", {}).items()},
         )
 
     @property
@@ -130,6 +174,8 @@ class SurveySchema:
         """Declared level order of a categorical column, or None for numeric ones."""
         if column in self.factors:
             return tuple(self.factors[column])
+        if column in self.noncensus:
+            return tuple(self.noncensus[column])
         if column in self.area_factors:
             return tuple(self.area_factors[column])
         return None
@@ -161,7 +207,13 @@ class Truth:
         One row per poststratification cell: its cell columns (``state``, ``eth``, ``male``,
         ``age``, ``educ``), its true probability ``p`` and its population count ``n``, from
         which :meth:`by` gives the truth of any grouping; ``None`` where the truth is known
-        only by area.
+        only by area. With a categorical outcome, a column ``p[<category>]`` per category
+        in place of ``p``.
+    categories : tuple of str
+        A categorical outcome's answers; empty for a 0/1 outcome. ``area`` is then indexed
+        by area and ``category``, ``national`` is NaN and ``national_shares`` holds the
+        nation's true share of every category; ``fixed``, ``sd`` and ``effects`` are keyed
+        ``<category>:<name>`` for every non-baseline category.
     """
 
     area: pd.Series
@@ -170,6 +222,17 @@ class Truth:
     sd: Mapping[str, float] = field(default_factory=dict)
     effects: Mapping[str, np.ndarray] = field(default_factory=dict)
     cells: pd.DataFrame | None = None
+    categories: tuple[str, ...] = ()
+
+    @property
+    def probability_columns(self) -> tuple[str, ...]:
+        """The columns of ``cells`` holding true probabilities: ``p``, or ``p[<category>]`` of every category."""
+        return tuple(f"p[{c}]" for c in self.categories) if self.categories else ("p",)
+
+    @property
+    def national_shares(self) -> pd.Series:
+        """The nation's true share of every category (a categorical outcome's truth)."""
+        return self.by([])
 
     def by(self, columns: Sequence[str]) -> pd.Series:
         """The population-weighted true value of every group of ``columns`` (``[]``: the nation).
@@ -186,7 +249,8 @@ class Truth:
             groups' labels in the poststratifier's order (an index named after the column,
             or a MultiIndex of several), so that ``summary.set_index(columns).join(truth.by(columns))``
             pairs each estimate with its truth; ``by([])`` is one value with index ``[0]``,
-            as the national summary's one row.
+            as the national summary's one row. With a categorical outcome, one value per
+            group and category: a last index level ``category`` (``by([])``: the category alone).
 
         Raises
         ------
@@ -196,21 +260,34 @@ class Truth:
         if self.cells is None:
             raise ValueError("this truth holds no cells (Truth.cells is None): only truth.area and truth.national are known")
         columns = list(columns)
-        missing = [c for c in columns if c not in self.cells.columns or c in ("p", "n")]
+        reserved = {"n", *self.probability_columns}
+        missing = [c for c in columns if c not in self.cells.columns or c in reserved]
         if missing:
-            cell_columns = [c for c in self.cells.columns if c not in ("p", "n")]
+            cell_columns = [c for c in self.cells.columns if c not in reserved]
             raise ValueError(f"truth.by: column(s) {missing} are not cell columns of the truth {cell_columns}")
-        weighted = self.cells.assign(_np=self.cells["n"] * self.cells["p"])
+        probs = list(self.probability_columns)
+        weighted = self.cells[columns].assign(**{p: self.cells["n"] * self.cells[p] for p in probs}, n=self.cells["n"])
         if not columns:
-            return pd.Series([weighted["_np"].sum() / weighted["n"].sum()], index=pd.RangeIndex(1), name="truth")
-        sums = weighted.groupby(columns, sort=True, observed=True)[["_np", "n"]].sum()
-        # Labels as the poststratifier writes them: category levels as plain objects.
-        labels = sums.index.to_frame(index=False)
-        for c in columns:
-            if isinstance(labels[c].dtype, pd.CategoricalDtype):
-                labels[c] = labels[c].astype(object)
-        index = pd.Index(labels[columns[0]]) if len(columns) == 1 else pd.MultiIndex.from_frame(labels)
-        return pd.Series((sums["_np"] / sums["n"]).to_numpy(), index=index, name="truth")
+            sums = weighted[[*probs, "n"]].sum().to_frame().T
+            labels = pd.DataFrame(index=pd.RangeIndex(1))
+        else:
+            sums = weighted.groupby(columns, sort=True, observed=True)[[*probs, "n"]].sum()
+            # Labels as the poststratifier writes them: category levels as plain objects.
+            labels = sums.index.to_frame(index=False)
+            for c in columns:
+                if isinstance(labels[c].dtype, pd.CategoricalDtype):
+                    labels[c] = labels[c].astype(object)
+        shares = sums[probs].to_numpy() / sums["n"].to_numpy()[:, None]
+        if not self.categories:
+            if not columns:
+                return pd.Series(shares[:, 0], index=pd.RangeIndex(1), name="truth")
+            index = pd.Index(labels[columns[0]]) if len(columns) == 1 else pd.MultiIndex.from_frame(labels)
+            return pd.Series(shares[:, 0], index=index, name="truth")
+        # Long form, the categories fastest: as the poststratifier's summary of a categorical outcome.
+        long = labels.loc[labels.index.repeat(len(self.categories))].reset_index(drop=True)
+        long["category"] = list(self.categories) * len(labels)
+        index = pd.Index(long["category"]) if not columns else pd.MultiIndex.from_frame(long)
+        return pd.Series(shares.ravel(), index=index, name="truth")
 
 
 @dataclass(frozen=True)

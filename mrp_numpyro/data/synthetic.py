@@ -15,6 +15,7 @@ The population and the true parameters depend on ``seed`` only; the survey depen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,16 @@ from .sampling import check_n
 from .schema import MRPData, Truth
 from .validation import build_mrp_data
 
-__all__ = ["load_synthetic", "SYNTHETIC_SCHEMA", "TRUE_SD"]
+__all__ = [
+    "load_synthetic",
+    "SYNTHETIC_SCHEMA",
+    "TRUE_SD",
+    "PARTY_LEVELS",
+    "TRUE_PARTY",
+    "PARTY_SCHEMA",
+    "TRUE_PARTY_EFFECT",
+    "NONCENSUS_SCHEMA",
+]
 
 # The synthetic data use the same schema as the CCES example, so every formula and
 # config that runs on one runs on the other.
@@ -46,6 +56,19 @@ TRUE_FIXED = {"Intercept": -1.4, "male": 0.3, "repvote": 2.6}
 TRUE_REGION = {"Northeast": 0.0, "North Central": 0.05, "South": 0.12, "West": -0.08}
 
 _POP_TOTAL = 228e6
+
+#: The synthetic categorical outcome (``load_synthetic(outcome="party")``): its answers, the
+#: first the baseline, and the true effects of each other answer's linear predictor.
+PARTY_LEVELS = ("Democrat", "Republican", "Independent")
+TRUE_PARTY = {
+    "Republican": ({"Intercept": -2.2, "male": 0.35, "repvote": 4.0}, {t: 1.4 * v for t, v in TRUE_SD.items()}),
+    "Independent": ({"Intercept": -0.2, "male": 0.25, "repvote": 0.8}, dict(TRUE_SD)),
+}
+PARTY_SCHEMA = replace(CCES18_SCHEMA, outcome="party", outcome_levels=PARTY_LEVELS)
+#: With ``load_synthetic(party=True)``: the 0/1 outcome's true shift by party ID, which the
+#: survey records and the table does not count (a non-census variable).
+TRUE_PARTY_EFFECT = {"Democrat": -0.6, "Republican": 0.8, "Independent": 0.0}
+NONCENSUS_SCHEMA = replace(CCES18_SCHEMA, noncensus={"party": PARTY_LEVELS})
 
 # True correlation (ar1) and mixing weight (bym2) of structured truths.
 TRUE_RHO = {"ar1": 0.8, "bym2": 0.7}
@@ -130,6 +153,8 @@ def _true_logits(
     cells: pd.DataFrame,
     codes: dict[str, np.ndarray],
     structure: Mapping[str, str],
+    true_fixed: Mapping[str, float] = TRUE_FIXED,
+    true_sd: Mapping[str, float] = TRUE_SD,
 ) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
     """Draw the true effects from the model's structure: cell logits, coefficients, varying intercepts."""
     sizes = {"state": len(STATES), "eth": len(ETH), "educ": len(EDUC), "age": len(AGE)}
@@ -143,19 +168,19 @@ def _true_logits(
         "educ:age": codes["educ"] * len(AGE) + codes["age"],
         "educ:eth": codes["educ"] * len(ETH) + codes["eth"],
     }
-    fixed = dict(TRUE_FIXED)
+    fixed = dict(true_fixed)
     region_codes = area["region"].map({r: i for i, r in enumerate(REGIONS)}).to_numpy()
     region_effect = np.array([TRUE_REGION[r] for r in REGIONS])
     eta = (
-        TRUE_FIXED["Intercept"]
-        + TRUE_FIXED["male"] * cells["male"].to_numpy()
-        + TRUE_FIXED["repvote"] * area["repvote"].to_numpy()[codes["state"]]
+        true_fixed["Intercept"]
+        + true_fixed["male"] * cells["male"].to_numpy()
+        + true_fixed["repvote"] * area["repvote"].to_numpy()[codes["state"]]
         + region_effect[region_codes[codes["state"]]]
     )
     for r in REGIONS[1:]:
         fixed[f"region[{r}]"] = TRUE_REGION[r]
     effects = {}
-    for term, sd in TRUE_SD.items():
+    for term, sd in true_sd.items():
         standard = rng.normal(0.0, 1.0, sizes[term])
         if term in structure:
             # The same draws mapped through a square root of the structured covariance.
@@ -171,6 +196,8 @@ def load_synthetic(
     seed: int = 0,
     interactions: Mapping[str, float] | None = None,
     structure: Mapping[str, str] | None = None,
+    outcome: str = "abortion",
+    party: bool = False,
 ) -> MRPData:
     """Generate the synthetic CCES-shaped survey, its population table and the truth.
 
@@ -190,6 +217,16 @@ def load_synthetic(
         ``ar1`` (rho 0.8) for ``age`` or ``educ``, ``icar`` or ``bym2`` (rho 0.7) for
         ``state``, e.g. ``{"age": "rw1", "state": "bym2"}``.
 
+    outcome : str
+        ``abortion``, the 0/1 outcome; or ``party``, a three-level party ID
+        (:data:`PARTY_LEVELS`, baseline ``Democrat``) from a baseline-category logit with the
+        same terms and its own true effects per category (``TRUE_PARTY``).
+    party : bool
+        With the 0/1 outcome: every respondent also gives a party ID, drawn from the
+        synthetic party model's true shares in its cell, which shifts the outcome's logit by
+        ``TRUE_PARTY_EFFECT``; the table does not count party (a non-census variable,
+        ``schema.noncensus``), and the truth is over the cells extended by party.
+
     Returns
     -------
     MRPData
@@ -198,11 +235,21 @@ def load_synthetic(
         gives the truth of any grouping).
     """
     n = check_n(n)
+    if outcome not in ("abortion", "party"):
+        raise ValueError(f"outcome must be 'abortion' (0/1) or 'party' (categorical), got {outcome!r}")
     pop_rng = np.random.default_rng([seed, 0])
     area, cells, codes, propensity = _population(pop_rng)
     structure = dict(structure or {})
     for term, kind in structure.items():
         _structured_covariance(term, kind)  # an unknown term or prior fails before any work
+    if outcome == "party" or party:
+        if outcome == "party" and party:
+            raise ValueError("party=True adds party ID beside the 0/1 outcome; with outcome='party' it is the outcome")
+        if structure or interactions:
+            raise ValueError("the synthetic party ID has iid effects and no interactions; leave structure and interactions unset")
+        if party:
+            return _noncensus(n, seed, area, cells, codes, propensity, pop_rng)
+        return _party(n, seed, area, cells, codes, propensity, pop_rng)
     eta, fixed, effects = _true_logits(pop_rng, area, cells, codes, structure)
     numeric = {"male": cells["male"].to_numpy(), "repvote": area["repvote"].to_numpy()[codes["state"]]}
     for name, coef in (interactions or {}).items():
@@ -242,3 +289,101 @@ def load_synthetic(
     survey = cells.iloc[rows, :5].reset_index(drop=True)
     survey.insert(0, "abortion", y)
     return build_mrp_data(survey, cells, area, SYNTHETIC_SCHEMA, source=source, truth=truth)
+
+
+def _party_shares(
+    area: pd.DataFrame, cells: pd.DataFrame, codes: dict[str, np.ndarray], pop_rng: np.random.Generator
+) -> tuple[np.ndarray, dict, dict, dict]:
+    """Every cell's true party shares (cells, K) and the true effects, keyed ``<category>:<name>``."""
+    eta = [np.zeros(len(cells))]
+    fixed, sd, effects = {}, {}, {}
+    for category, (true_fixed, true_sd) in TRUE_PARTY.items():
+        logits, f, e = _true_logits(pop_rng, area, cells, codes, {}, true_fixed, true_sd)
+        eta.append(logits)
+        fixed.update({f"{category}:{k}": v for k, v in f.items()})
+        sd.update({f"{category}:{k}": v for k, v in true_sd.items()})
+        effects.update({f"{category}:{k}": v for k, v in e.items()})
+    logits = np.stack(eta, axis=1)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)  # (cells, K), in PARTY_LEVELS' order
+    return p, fixed, sd, effects
+
+
+def _answers(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """One category per row of probabilities ``p`` (rows, K): the inverse CDF of one uniform each."""
+    cdf = np.cumsum(p, axis=1)
+    return (rng.random(len(p))[:, None] > cdf[:, :-1]).sum(axis=1)
+
+
+def _party(
+    n: int,
+    seed: int,
+    area: pd.DataFrame,
+    cells: pd.DataFrame,
+    codes: dict[str, np.ndarray],
+    propensity: np.ndarray,
+    pop_rng: np.random.Generator,
+) -> MRPData:
+    """The synthetic party ID: a baseline-category logit's true shares, and a survey of them."""
+    p, fixed, sd, effects = _party_shares(area, cells, codes, pop_rng)
+    N = cells["n"].to_numpy()
+    truth_cells = cells.drop(columns="n").assign(**{f"p[{c}]": p[:, k] for k, c in enumerate(PARTY_LEVELS)}, n=N)
+    truth = Truth(
+        area=pd.Series(dtype=float),
+        national=float("nan"),
+        fixed=fixed,
+        sd=sd,
+        effects=effects,
+        cells=truth_cells,
+        categories=PARTY_LEVELS,
+    )
+    truth = replace(truth, area=truth.by(["state"]))
+    survey_rng = np.random.default_rng([seed, 1, n, 3])
+    weight = N * propensity
+    counts = survey_rng.multinomial(n, weight / weight.sum())
+    rows = np.repeat(np.arange(len(cells)), counts)
+    answer = _answers(survey_rng, p[rows])
+    order = survey_rng.permutation(len(rows))
+    rows, answer = rows[order], answer[order]
+    survey = cells.iloc[rows, :5].reset_index(drop=True)
+    survey.insert(0, "party", np.asarray(PARTY_LEVELS, dtype=object)[answer])
+    source = f"synthetic(n={n}, seed={seed}, outcome=party)"
+    return build_mrp_data(survey, cells, area, PARTY_SCHEMA, source=source, truth=truth)
+
+
+def _noncensus(
+    n: int,
+    seed: int,
+    area: pd.DataFrame,
+    cells: pd.DataFrame,
+    codes: dict[str, np.ndarray],
+    propensity: np.ndarray,
+    pop_rng: np.random.Generator,
+) -> MRPData:
+    """The 0/1 outcome shifted by a party ID the survey records and the table does not count."""
+    eta, fixed, effects = _true_logits(pop_rng, area, cells, codes, {})
+    shares, *_ = _party_shares(area, cells, codes, pop_rng)
+    shift = np.array([TRUE_PARTY_EFFECT[c] for c in PARTY_LEVELS])
+    k = len(PARTY_LEVELS)
+    N = cells["n"].to_numpy()
+    # The truth over the cells extended by party: n = N * P(party | cell), p = P(1 | cell, party).
+    extended = cells.drop(columns="n").iloc[np.repeat(np.arange(len(cells)), k)].reset_index(drop=True)
+    extended["party"] = pd.Categorical.from_codes(np.tile(np.arange(k), len(cells)), categories=list(PARTY_LEVELS))
+    p = 1.0 / (1.0 + np.exp(-(eta[:, None] + shift[None, :])))  # (cells, K)
+    truth_cells = extended.assign(p=p.ravel(), n=(N[:, None] * shares).ravel())
+    fixed.update({f"party[{c}]": v for c, v in TRUE_PARTY_EFFECT.items()})
+    truth = Truth(
+        area=pd.Series(dtype=float), national=float("nan"), fixed=fixed, sd=dict(TRUE_SD), effects=effects, cells=truth_cells
+    )
+    truth = replace(truth, area=truth.by(["state"]), national=float(truth.by([]).iloc[0]))
+    survey_rng = np.random.default_rng([seed, 1, n, 4])
+    weight = N * propensity
+    counts = survey_rng.multinomial(n, weight / weight.sum())
+    rows = survey_rng.permutation(np.repeat(np.arange(len(cells)), counts))
+    party = _answers(survey_rng, shares[rows])
+    y = (survey_rng.random(len(rows)) < p[rows, party]).astype(np.int8)
+    survey = cells.iloc[rows, :5].reset_index(drop=True)
+    survey.insert(0, "abortion", y)
+    survey["party"] = np.asarray(PARTY_LEVELS, dtype=object)[party]
+    source = f"synthetic(n={n}, seed={seed}, party=True)"
+    return build_mrp_data(survey, cells, area, NONCENSUS_SCHEMA, source=source, truth=truth)

@@ -82,16 +82,19 @@ def _check_counts(df: pd.DataFrame, successes: str, trials: str, what: str) -> t
     return k.astype(np.int64), n.astype(np.int64)
 
 
-def recode_outcome(survey: pd.DataFrame, column: str, mapping: Mapping, what: str = "survey") -> pd.DataFrame:
-    """Recode an outcome column to 0/1 by an explicit mapping, e.g. ``{"Support": 1, "Oppose": 0}``.
+def recode_outcome(survey: pd.DataFrame, column: str, mapping: Mapping, what: str = "survey", levels: tuple = ()) -> pd.DataFrame:
+    """Recode an outcome column by an explicit mapping, e.g. ``{"Support": 1, "Oppose": 0}``.
 
-    Every value of the column must be a key of ``mapping``; unmapped values are an error that
-    lists them, so nothing is silently dropped or guessed.
+    The targets are 0 and 1, or for a categorical outcome its declared ``levels``
+    (``{"Strong Democrat": "Democrat", ...}``). Every value of the column must be a key of
+    ``mapping``; unmapped values are an error that lists them, so nothing is silently
+    dropped or guessed.
     """
     mapping = dict(mapping)
-    bad_targets = {k: v for k, v in mapping.items() if v not in (0, 1)}
+    targets = tuple(levels) or (0, 1)
+    bad_targets = {k: v for k, v in mapping.items() if v not in targets}
     if bad_targets:
-        raise DataError(f"outcome mapping must map to 0 or 1; got {bad_targets}")
+        raise DataError(f"outcome mapping must map to {' or '.join(map(repr, targets))}; got {bad_targets}")
     if column not in survey.columns:
         raise DataError(f"{what} is missing the outcome column {column!r}; it has {list(survey.columns)}")
     recoded = survey[column].map(mapping)
@@ -102,8 +105,35 @@ def recode_outcome(survey: pd.DataFrame, column: str, mapping: Mapping, what: st
             f"{list(mapping)}: {_examples(survey.loc[unmapped, column])}"
         )
     out = survey.copy()
-    out[column] = recoded.astype(np.int8)
+    out[column] = recoded.astype(object) if levels else recoded.astype(np.int8)
     return out
+
+
+def _categorical_outcome(survey: pd.DataFrame, schema: SurveySchema, what: str) -> pd.Categorical:
+    """The outcome as a categorical of ``schema.outcome_levels``, every declared level answered at least once."""
+    column, levels = schema.outcome, tuple(schema.outcome_levels)
+    answers = survey[column]
+    missing = answers.isna()
+    if missing.any():
+        raise DataError(
+            f"{what} outcome column {column!r} has {int(missing.sum())} missing answer(s); drop those rows "
+            f"(data.exclude) or map them to one of {list(levels)} (data.outcome_map)"
+        )
+    text = answers.astype(str)
+    _check_levels(survey.assign(**{column: text}), column, levels, what, "; map answers to them with data.outcome_map")
+    counts = text.value_counts()
+    unanswered = [level for level in levels if level not in counts.index]
+    if len(levels) - len(unanswered) < 2:
+        raise DataError(
+            f"{what} outcome column {column!r} has only one answer ({_examples(counts.index)}) of the declared "
+            f"{list(levels)}; a categorical model needs respondents in two categories at least"
+        )
+    if unanswered:
+        raise DataError(
+            f"{what} outcome column {column!r}: no respondent gave the declared answer(s) {unanswered}; "
+            f"drop them from outcome_levels {list(levels)} (the model cannot learn a category no one chose)"
+        )
+    return pd.Categorical(text, categories=list(levels))
 
 
 def validate_survey(survey: pd.DataFrame, schema: SurveySchema, what: str = "survey") -> pd.DataFrame:
@@ -116,11 +146,14 @@ def validate_survey(survey: pd.DataFrame, schema: SurveySchema, what: str = "sur
         schema, or non-numeric values in numeric columns. The message names the column
         and shows example bad values.
     """
-    _require_columns(survey, (schema.outcome,) + ((schema.trials,) if schema.trials else ()) + schema.cell_columns, what)
+    needed = (schema.outcome,) + ((schema.trials,) if schema.trials else ()) + schema.cell_columns + tuple(schema.noncensus)
+    _require_columns(survey, needed, what)
     if len(survey) == 0:
         raise DataError(f"{what} has no rows")
     out = survey.copy()
-    if schema.trials is None:
+    if schema.categorical:
+        out[schema.outcome] = _categorical_outcome(out, schema, what)
+    elif schema.trials is None:
         y = pd.to_numeric(out[schema.outcome], errors="coerce")
         bad = y.isna() | ~y.isin([0, 1])
         if bad.any():
@@ -137,6 +170,16 @@ def validate_survey(survey: pd.DataFrame, schema: SurveySchema, what: str = "sur
         out[col] = pd.Categorical(out[col], categories=list(levels), ordered=False)
     for col in schema.numeric:
         out[col] = _check_numeric(out, col, what)
+    for col, levels in schema.noncensus.items():
+        text = out[col].astype(object).where(out[col].notna(), None)
+        missing = text.isna()
+        if missing.any():
+            raise DataError(
+                f"{what} non-census column {col!r} has {int(missing.sum())} missing value(s); drop those rows (data.exclude)"
+            )
+        out[col] = text.astype(str)
+        _check_levels(out, col, tuple(levels), what, " (schema.noncensus)")
+        out[col] = pd.Categorical(out[col], categories=list(levels), ordered=False)
     return out
 
 

@@ -17,12 +17,13 @@ import pandas as pd
 
 from ..data.adjacency import Adjacency, load_adjacency
 from ..data.schema import DataError, MRPData
+from .aggregation import aggregate_cells, extend_table
 from .formula import GroupTerm, ModelSpec
 from .layout import ParameterLayout
 from .priors import autoscale_denominators
 from .structure import AREA_PRIORS, IID, ORDERED_PRIORS, GroupPrior, ar1_prior, icar_prior, random_walk_prior
 
-__all__ = ["CellArrays", "Design", "build_design", "aggregate_cells"]
+__all__ = ["CellArrays", "Design", "build_design", "aggregate_cells", "extend_table"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,13 @@ class CellArrays:
     cells : pandas.DataFrame
         The cells' predictor values (one row per cell), for labelling.
     trials, successes : array (cells,) or None
-        Respondents and "1" answers per cell (survey cells only).
+        Respondents and "1" answers per cell (survey cells only; ``successes`` is None for
+        a categorical outcome).
     weights : array (cells,) or None
         Population count per cell (poststratification cells only).
+    counts : int array (cells, K) or None
+        Respondents per cell and answer of a categorical outcome, in the order of
+        ``Design.outcome_levels`` (survey cells only); ``trials`` is their sum.
     """
 
     X: np.ndarray
@@ -49,6 +54,7 @@ class CellArrays:
     trials: np.ndarray | None = None
     successes: np.ndarray | None = None
     weights: np.ndarray | None = None
+    counts: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:
@@ -70,6 +76,17 @@ class Design:
         denominators.
     survey, poststrat : CellArrays
     n_respondents : int
+    outcome_levels : tuple of str
+        The answers of a categorical outcome in their declared order (``survey.counts``'
+        columns); empty for a 0/1 outcome.
+    baseline : int
+        The position in ``outcome_levels`` of the category whose linear predictor is zero.
+    noncensus : str or None
+        The formula's non-census factor (``schema.noncensus``): ``poststrat`` is then the
+        census table extended to every cell and level of it (:func:`~mrp_numpyro.design.aggregation.extend_table`), whose
+        counts are ``N * P(level | cell)`` only once a model of the factor gives those shares.
+    census_cells : int array (extended cells,) or None
+        With ``noncensus``: the row of the census table of every extended cell.
     """
 
     spec: ModelSpec
@@ -79,6 +96,20 @@ class Design:
     survey: CellArrays
     poststrat: CellArrays
     n_respondents: int
+    outcome_levels: tuple[str, ...] = ()
+    baseline: int = 0
+    noncensus: str | None = None
+    census_cells: np.ndarray | None = None
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the outcome is categorical (a baseline-category logit), not 0/1."""
+        return bool(self.outcome_levels)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The non-baseline categories, each with its own linear predictor, in declared order."""
+        return tuple(c for k, c in enumerate(self.outcome_levels) if k != self.baseline)
 
     @property
     def fixed_names(self) -> tuple[str, ...]:
@@ -129,43 +160,6 @@ def _codes(df: pd.DataFrame, column: str, levels: tuple) -> np.ndarray:
         bad = df.loc[codes < 0, column]
         raise DataError(f"column {column!r} has value(s) outside its levels {list(levels)}: {bad.unique()[:5].tolist()}")
     return codes.astype(np.int64)
-
-
-def aggregate_cells(
-    codes: np.ndarray, sizes: tuple[int, ...], y: np.ndarray, n: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Collapse respondents with identical predictor codes into binomial cells.
-
-    Parameters
-    ----------
-    codes : int array (rows, k)
-        Level code of each predictor column.
-    sizes : tuple of int
-        Number of levels of each column.
-    y : array (rows,)
-        0/1 outcomes, or successes of pre-aggregated rows.
-    n : int array (rows,), optional
-        Respondents of each pre-aggregated row; one each by default.
-
-    Returns
-    -------
-    cell_codes : int array (cells, k)
-    trials, successes : int arrays (cells,)
-    """
-    radix = np.cumprod((1,) + tuple(sizes[::-1][:-1]))[::-1]
-    if np.prod(np.asarray(sizes, dtype=float)) < 2.0**62:
-        key = codes @ radix
-        unique_keys, inverse = np.unique(key, return_inverse=True)
-        cell_codes = (unique_keys[:, None] // radix[None, :]) % np.asarray(sizes)[None, :]
-    else:  # too many combinations for one int64 key
-        cell_codes, inverse = np.unique(codes, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    if n is None:
-        trials = np.bincount(inverse, minlength=len(cell_codes))
-    else:
-        trials = np.bincount(inverse, weights=n, minlength=len(cell_codes)).astype(np.int64)
-    successes = np.bincount(inverse, weights=y, minlength=len(cell_codes)).astype(np.int64)
-    return cell_codes.astype(np.int64), trials, successes
 
 
 def _fixed_block(
@@ -281,17 +275,35 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
     schema = data.schema
     if spec.response != schema.outcome:
         raise DataError(f"formula response {spec.response!r} is not the data's outcome column {schema.outcome!r}")
-    missing = [c for c in spec.columns if c not in data.survey.columns or c not in data.poststrat.columns]
+    # A non-census factor is in the survey only: the table is extended to its levels below.
+    in_table = set(data.poststrat.columns) | set(schema.noncensus)
+    missing = [c for c in spec.columns if c not in data.survey.columns or c not in in_table]
     if missing:
         raise DataError(f"formula column(s) {missing} are not in both the survey and the poststratification table")
+    noncensus = [c for c in spec.columns if c in schema.noncensus]
+    if len(noncensus) > 1:
+        raise DataError(
+            f"the formula uses the non-census factors {noncensus}; one at a time is offered (each would need the other's shares)"
+        )
+    table, census_cells = data.poststrat, None
+    if noncensus:
+        table, census_cells = extend_table(data.poststrat, noncensus[0], schema.noncensus[noncensus[0]])
     cols = spec.columns
     levels = {c: _levels(data, c) for c in cols}
     survey_codes = np.stack([_codes(data.survey, c, levels[c]) for c in cols], axis=1)
-    y = data.survey[schema.outcome].to_numpy()
     n = None if schema.trials is None else data.survey[schema.trials].to_numpy()
-    cell_codes, trials, successes = aggregate_cells(survey_codes, tuple(len(levels[c]) for c in cols), y, n)
+    sizes = tuple(len(levels[c]) for c in cols)
+    if schema.categorical:
+        # Every answer's count in every cell: the multinomial likelihood's sufficient statistics.
+        answers = _codes(data.survey, schema.outcome, tuple(schema.outcome_levels))
+        cell_codes, trials, counts = aggregate_cells(survey_codes, sizes, answers, n_categories=len(schema.outcome_levels))
+        successes = None
+    else:
+        y = data.survey[schema.outcome].to_numpy()
+        cell_codes, trials, successes = aggregate_cells(survey_codes, sizes, y, n)
+        counts = None
     s_codes = {c: cell_codes[:, i] for i, c in enumerate(cols)}
-    p_codes = {c: _codes(data.poststrat, c, levels[c]) for c in cols}
+    p_codes = {c: _codes(table, c, levels[c]) for c in cols}
 
     # A column the schema declares categorical is dummy-coded with or without factor().
     categorical = {c for c in cols if schema.levels(c) is not None}
@@ -302,6 +314,12 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
     G_s, group_levels = _group_block(spec, s_codes, levels)
     G_p, _ = _group_block(spec, p_codes, levels)
     group_priors = [_group_prior(g, levels[g.columns[0]], data, adjacency) for g in spec.groups]
+    structured = [g.text for g, prior in zip(spec.groups, group_priors, strict=True) if prior.structured]
+    if schema.categorical and structured:
+        raise DataError(
+            f"{', '.join(structured)}: structured priors are not yet offered with a categorical outcome "
+            f"({schema.outcome!r} with levels {list(schema.outcome_levels)}); write the term as an iid varying intercept"
+        )
 
     survey = CellArrays(
         X=X_s - center,
@@ -309,12 +327,13 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
         cells=_categorical_frame(s_codes, levels),
         trials=trials,
         successes=successes,
+        counts=counts,
     )
     post = CellArrays(
         X=X_p - center,
         group_index=G_p,
-        cells=data.poststrat.drop(columns=[schema.count]).reset_index(drop=True),
-        weights=data.poststrat[schema.count].to_numpy(float),
+        cells=table.drop(columns=[schema.count]).reset_index(drop=True),
+        weights=table[schema.count].to_numpy(float),
     )
     return Design(
         spec=spec,
@@ -324,4 +343,8 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
         survey=survey,
         poststrat=post,
         n_respondents=int(trials.sum()),
+        outcome_levels=tuple(str(v) for v in schema.outcome_levels),
+        baseline=schema.baseline_index,
+        noncensus=noncensus[0] if noncensus else None,
+        census_cells=census_cells,
     )

@@ -261,11 +261,16 @@ class ParameterLayout:
     # -- packing ------------------------------------------------------------------------
 
     def pack_draws(self, draws: Mapping[str, np.ndarray], dtype: DTypeLike = np.float64) -> np.ndarray:
-        """``theta`` (draws, P) of flat draws (draws, ...) of the shared parameters."""
+        """``theta`` (draws, P) of flat draws (draws, ...) of the shared parameters.
+
+        A categorical outcome's parameters carry a category axis after the draws
+        (``Intercept`` (draws, K - 1), ``z_<g>`` (draws, K - 1, levels)); its ``theta`` is
+        then (draws, K - 1, P), one row of effects per linear predictor.
+        """
         intercept = np.asarray(draws[SITES.intercept], dtype)
-        beta = np.asarray(draws[SITES.coefficients], dtype).reshape(len(intercept), -1) if self.fixed_names else None
+        beta = np.asarray(draws[SITES.coefficients], dtype).reshape(intercept.shape + (-1,)) if self.fixed_names else None
         effects = [
-            np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[:, None] for g in self.group_names
+            np.asarray(draws[SITES.z(g)], dtype) * np.asarray(draws[SITES.sd(g)], dtype)[..., None] for g in self.group_names
         ]
         return pack(intercept, beta, effects)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import jax
+import numpy as np
 import numpyro
 from numpyro.infer import SVI, Trace_ELBO, init_to_mean
 from numpyro.infer.autoguide import AutoDiagonalNormal
@@ -27,7 +29,7 @@ def pilot_sd(
     check_every: int = 500,
     plateau_rtol: float = 1e-4,
     step_size: float = 0.01,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Posterior median of every group's standard deviation from a mean-field fit.
 
     Mean-field intervals are too narrow (BENCHMARKS.md), but its medians of the sds are
@@ -45,6 +47,7 @@ def pilot_sd(
     Returns
     -------
     dict of group name to float
+        (a categorical outcome's: to an array (K - 1,), each category's sd)
     """
     start = time.perf_counter()
     guide = AutoDiagonalNormal(model.fn, init_loc_fn=init_to_mean, init_scale=0.1)
@@ -52,11 +55,16 @@ def pilot_sd(
     state = jax.jit(svi.init)(rng_key, **model.kwargs)
     plateau = run_to_plateau(svi, state, model.kwargs, num_steps=num_steps, check_every=check_every, plateau_rtol=plateau_rtol)
     median = guide.median(svi.get_params(plateau.state))
-    sd = {g: float(median[SITES.sd(g)]) for g in model.design.group_names}
+    categorical = model.design.categorical
+    # A categorical outcome's sds are one per category.
+    sd = {
+        g: np.asarray(median[SITES.sd(g)], np.float64) if categorical else float(median[SITES.sd(g)])
+        for g in model.design.group_names
+    }
     log.info(
         "pilot mean-field fit: %d steps in %.1f s; group sds %s",
         plateau.steps,
         time.perf_counter() - start,
-        {g: round(v, 3) for g, v in sd.items()},
+        {g: np.round(v, 3).tolist() for g, v in sd.items()},
     )
     return sd

@@ -4,6 +4,7 @@ Importing the package registers every parameterisation (:data:`~mrp_numpyro.mode
 """
 
 from .base import PARAMETERIZATIONS, MRPModel, Parameterization, build_model, get_parameterization, register_parameterization
+from .categorical import mrp_categorical
 from .identified import Identified
 from .noncentred import NonCentred, mrp_logit
 from .partial import PartiallyCentred
@@ -20,6 +21,7 @@ __all__ = [
     "cell_logits",
     "cell_logits_by_cell",
     "get_parameterization",
+    "mrp_categorical",
     "mrp_logit",
     "register_parameterization",
 ]

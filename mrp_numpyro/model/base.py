@@ -144,13 +144,16 @@ def survey_likelihood(
         :func:`~mrp_numpyro.model.blocks.cell_blocks` of the survey cells.
     kwargs : dict
         ``index``, ``trials`` and ``successes`` (:func:`~mrp_numpyro.model.blocks.likelihood_arrays`):
-        over the survey cells or over the grid of the blocks' combinations.
+        over the survey cells or over the grid of the blocks' combinations; a categorical
+        outcome's ``successes`` have a last axis, the count of each answer.
     """
     s = design.survey
     count_dtype = jnp.int64 if np.dtype(dtype).itemsize == 8 else jnp.int32
     blocks = cell_blocks(design)
-    assert s.trials is not None and s.successes is not None  # the survey's cells have counts
-    cells = likelihood_arrays(blocks, s.trials, s.successes, max_grid_ratio)
+    # A categorical outcome's "successes" are every answer's count (cells, K).
+    observed = s.counts if design.categorical else s.successes
+    assert s.trials is not None and observed is not None  # the survey's cells have counts
+    cells = likelihood_arrays(blocks, s.trials, observed, max_grid_ratio)
     return blocks, {
         "index": None if cells["index"] is None else jnp.asarray(cells["index"]),
         # Integer counts: Binomial needs them to simulate data when successes is None.

@@ -168,8 +168,10 @@ def likelihood_arrays(
     ----------
     blocks : CellBlocks
         The survey cells' blocks.
-    trials, successes : arrays (cells,)
-        Respondents and "1" answers per survey cell.
+    trials : array (cells,)
+        Respondents per survey cell.
+    successes : array (cells,), or (cells, K)
+        "1" answers per survey cell, or the count of each of a categorical outcome's answers.
     max_grid_ratio : float
         Use the grid while it has at most this many combinations per survey cell.
 
@@ -189,10 +191,15 @@ def likelihood_arrays(
         # Distinct cells are distinct combinations (the blocks partition D's columns); the
         # check keeps a cell from being overwritten should that ever not hold.
         if len(np.unique(position)) == n_cells:
-            grid_trials, grid_successes = np.zeros(size, trials.dtype), np.zeros(size, successes.dtype)
+            grid_trials = np.zeros(size, trials.dtype)
+            grid_successes = np.zeros((size,) + successes.shape[1:], successes.dtype)
             grid_trials[position], grid_successes[position] = trials, successes
             shape = blocks.grid_shape
-            return {"index": None, "trials": grid_trials.reshape(shape), "successes": grid_successes.reshape(shape)}
+            return {
+                "index": None,
+                "trials": grid_trials.reshape(shape),
+                "successes": grid_successes.reshape(shape + successes.shape[1:]),
+            }
     return {"index": blocks.index, "trials": trials, "successes": successes}
 
 
@@ -201,9 +208,10 @@ def block_predictor(theta: jax.Array, rows: Sequence[jax.Array], index: jax.Arra
 
     Parameters
     ----------
-    theta : array (P,)
+    theta : array (P,), or (L, P) for L linear predictors
         The effects; or coordinates ``phi`` in a basis ``R`` when ``rows`` are
-        ``CellBlocks.rows`` times ``R`` (the identified model).
+        ``CellBlocks.rows`` times ``R`` (the identified model). A categorical outcome has a
+        row of effects per non-baseline category.
     rows : tuple of arrays (combinations_b, P)
     index : int array (cells, blocks), or None
         Each cell's row in every block; ``None`` evaluates every combination of the blocks'
@@ -211,17 +219,20 @@ def block_predictor(theta: jax.Array, rows: Sequence[jax.Array], index: jax.Arra
 
     Returns
     -------
-    array (cells,), or (combinations_0, ..., combinations_B) over the grid
+    array (cells,), or (combinations_0, ..., combinations_B) over the grid; with ``L``
+    linear predictors, a last axis of length ``L``
     """
     eta: jax.Array | float
+    # (combinations_b, L...): the block's values of every linear predictor.
+    values = [E @ theta if theta.ndim == 1 else E @ theta.T for E in rows]
     if index is None:
         eta = 0.0
-        for b, E in enumerate(rows):
+        for b, v in enumerate(values):
             shape = [1] * len(rows)
-            shape[b] = E.shape[0]
-            eta = eta + jnp.reshape(E @ theta, shape)
+            shape[b] = v.shape[0]
+            eta = eta + jnp.reshape(v, shape + list(v.shape[1:]))
         return eta
     eta = 0.0
-    for b, E in enumerate(rows):
-        eta = eta + jnp.take(E @ theta, index[:, b], axis=0)
+    for b, v in enumerate(values):
+        eta = eta + jnp.take(v, index[:, b], axis=0)
     return eta

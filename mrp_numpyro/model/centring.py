@@ -115,11 +115,12 @@ class Centring:
     Attributes
     ----------
     info : tuple of arrays (levels_g,)
-        Data precision ``t_j`` of every level of every group.
+        Data precision ``t_j`` of every level of every group; (K - 1, levels_g) for a
+        categorical outcome, one row per non-baseline category.
     nested : tuple of (g, h, array (levels_h, levels_g))
         Group ``h`` nested in group ``g``: the 0/1 matrix maps each occupied level of ``h``
         to the level of ``g`` it lies in.
-    scale : tuple of float
+    scale : tuple of float, or of arrays (K - 1, 1) for a categorical outcome
         Every group's pilot sd divided by the caution factor (``SD_CAUTION``).
     parts : tuple of StructuredParts or None
         Per group: a structured prior centred in its independent coordinates
@@ -129,7 +130,7 @@ class Centring:
 
     info: tuple[np.ndarray, ...]
     nested: tuple[tuple[int, int, np.ndarray], ...]
-    scale: tuple[float, ...]
+    scale: tuple[Any, ...]
     parts: tuple[StructuredParts | None, ...] = ()
 
 
@@ -151,13 +152,22 @@ def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CA
     if missing:
         raise ValueError(f"centring: no standard deviation given for group(s) {missing}")
     for name in design.group_names:
-        if not (np.isfinite(sd[name]) and sd[name] > 0):
+        value = np.asarray(sd[name], np.float64)
+        if not (np.all(np.isfinite(value)) and np.all(value > 0)):
             raise ValueError(f"centring: the standard deviation of {name!r} must be positive, got {sd[name]!r}")
     if not caution > 0:
         raise ValueError(f"centring: caution must be positive, got {caution!r}")
     s = design.survey
-    assert s.trials is not None and s.successes is not None  # the survey's cells have counts
-    p = float(s.successes.sum()) / float(s.trials.sum())
+    assert s.trials is not None  # the survey's cells have counts
+    if design.categorical:
+        # Each non-baseline category's share p_k: its linear predictor's Fisher information
+        # per respondent is p_k (1 - p_k), the diagonal of the multinomial's.
+        assert s.counts is not None
+        shares = s.counts.sum(0) / s.trials.sum()
+        p = np.delete(shares, design.baseline)[:, None]  # (K - 1, 1)
+    else:
+        assert s.successes is not None
+        p = np.asarray(float(s.successes.sum()) / float(s.trials.sum()))
     info = tuple(
         np.bincount(s.group_index[:, g], weights=s.trials, minlength=size) * p * (1.0 - p)
         for g, size in enumerate(design.group_sizes)
@@ -173,7 +183,11 @@ def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CA
             member = np.zeros((size_h, size_g))
             member[pairs[:, 0], pairs[:, 1]] = 1.0
             nested.append((g, h, member))
-    scale = tuple(float(sd[name]) / caution for name in design.group_names)
+    # A categorical outcome's scales are (K - 1, 1): one per category, broadcast over the levels.
+    scale = tuple(
+        np.asarray(sd[name], np.float64)[:, None] / caution if design.categorical else float(sd[name]) / caution
+        for name in design.group_names
+    )
     parts = tuple(structured_parts(slot.prior, slot.size) for slot in design.layout.groups)
     return Centring(info, tuple(nested), scale, parts if any(p is not None for p in parts) else ())
 

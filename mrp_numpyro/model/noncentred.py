@@ -31,6 +31,7 @@ from ..design.priors import Priors
 from ..design.structure import IID, GroupPrior
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, block_predictor
+from .categorical import categorical_model
 from .centring import Centring, centring_weights
 from .structured import centred_structured, structured_z
 
@@ -140,7 +141,12 @@ class NonCentred(Parameterization):
         max_grid_ratio: float = GRID_MAX_RATIO,
         rng_key: jax.Array | None = None,
     ) -> MRPModel:
-        """The non-centred model of ``design`` (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
+        """The non-centred model of ``design`` (see :meth:`~mrp_numpyro.model.base.Parameterization.build`).
+
+        A categorical outcome's is :func:`~mrp_numpyro.model.categorical.mrp_categorical`.
+        """
+        if design.categorical:
+            return categorical_model(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         fn = partial(
             mrp_logit,

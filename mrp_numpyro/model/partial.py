@@ -50,8 +50,8 @@ def _decentre(
         if u is None:  # ar1 and bym2, sampled non-centred
             continue
         u = np.asarray(u, np.float64)
-        if part is None:
-            out[SITES.z(slot.name)] = u * sd[:, None] ** -c
+        if part is None:  # sd (draws,) or, for a categorical outcome, (draws, K - 1)
+            out[SITES.z(slot.name)] = u * sd[..., None] ** -c
             continue
         rho = draws.get(SITES.rho(slot.name))
         sigma = part.sigma(sd, None if rho is None else np.asarray(rho, np.float64))

@@ -45,13 +45,16 @@ def cell_logits_by_cell(
     table, a state block and a demographic block, so two row gathers per batch of draws
     instead of one per term. Pass ``blocks`` (``cell_blocks(design, cells=cells)``) to
     reuse them over batches, and ``dtype`` to compute in float32.
+
+    A categorical outcome's draws give (cells, draws, K - 1): every non-baseline category's
+    linear predictor (:mod:`mrp_numpyro.model.categorical`).
     """
     blocks = cell_blocks(design, cells=cells) if blocks is None else blocks
-    theta = design.layout.pack_draws(draws, dtype)  # (draws, P)
-    eta = np.zeros((cells.n_cells, theta.shape[0]), dtype=dtype)
+    theta = design.layout.pack_draws(draws, dtype)  # (draws, P), or (draws, K - 1, P)
+    eta = np.zeros((cells.n_cells,) + theta.shape[:-1], dtype=dtype)
     for b, rows in enumerate(blocks.rows):
         # Only the block's own columns are non-zero: multiply by those alone.
         cols = blocks.columns[b]
-        values = np.ascontiguousarray(rows[:, cols].astype(dtype) @ theta[:, cols].T)  # (combinations, draws)
-        eta += values[blocks.index[:, b]]
+        values = np.ascontiguousarray(np.tensordot(rows[:, cols].astype(dtype), theta[..., cols], axes=([1], [-1])))
+        eta += values[blocks.index[:, b]]  # (combinations, draws[, K - 1]) gathered to the cells
     return eta
