@@ -33,7 +33,16 @@ from .model.blocks import cell_blocks
 from .model.predict import cell_logits_by_cell
 from .poststratification import category_shares, group_cells
 
-__all__ = ["predictive_by_group", "binomial_logpmf", "cell_log_likelihood", "CellLoo", "cell_loo", "K_GOOD", "K_BAD"]
+__all__ = [
+    "predictive_by_group",
+    "binomial_logpmf",
+    "multinomial_logpmf",
+    "cell_log_likelihood",
+    "CellLoo",
+    "cell_loo",
+    "K_GOOD",
+    "K_BAD",
+]
 
 #: Pareto k at or below which PSIS-LOO of a cell is reliable (Vehtari et al. 2024).
 K_GOOD = 0.5
