@@ -246,13 +246,14 @@ def _extended_weights(design: Design, cell_shares: np.ndarray | None, n_draws: i
         raise DataError(f"a categorical outcome with the non-census factor {column!r} is not offered yet")
     n_census = int(design.census_cells[-1]) + 1
     k = len(design.poststrat.cells[column].cat.categories)
-    shares = np.asarray(cell_shares, np.float64)
+    # Kept in their precision (4,000 draws x 12,000 cells x 3 levels is 0.6 GB in float32); checked in float64.
+    shares = np.asarray(cell_shares)
     if shares.shape != (n_draws, n_census, k):
         raise DataError(
             f"the shares of {column!r} have shape {shares.shape}; poststratifying {n_draws} draws over the "
             f"{n_census} census cells and {k} levels needs ({n_draws}, {n_census}, {k}), paired draw by draw"
         )
-    gap = np.abs(shares.sum(-1) - 1.0)
+    gap = np.abs(shares.sum(-1, dtype=np.float64) - 1.0)
     if not np.all(np.isfinite(shares)) or shares.min() < 0 or gap.max() > 1e-4:
         d, c = np.unravel_index(np.nanargmax(np.where(np.isfinite(gap), gap, np.inf)), gap.shape)
         raise DataError(
