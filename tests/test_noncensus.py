@@ -173,7 +173,14 @@ def test_a_noncensus_run_writes_both_models(tmp_path):
     assert sum(summary["noncensus"]["party"]["national_shares"].values()) == pytest.approx(1.0)
     by_party = pd.read_csv(tmp_path / "estimates_state_party.csv")
     assert len(by_party) == 150 and by_party["truth"].notna().all()
-    assert len(pd.read_csv(tmp_path / "estimates_party_state.csv")) == 150
+    party = pd.read_csv(tmp_path / "estimates_party_state.csv")
+    assert len(party) == 150 and party["truth"].notna().all()
+    np.testing.assert_allclose(party.groupby("state")["truth"].sum(), 1.0)
+    # The party model's truth: each state's share of each party in the truth's extended cells.
+    cells = result.data.truth.cells
+    by = cells.groupby(["state", "party"], observed=True)["n"].sum()
+    expected = (by / by.groupby(level="state").transform("sum")).loc[("AK", "Republican")]
+    assert party.set_index(["state", "party"]).loc[("AK", "Republican"), "truth"] == pytest.approx(expected)
     cells = pd.read_csv(tmp_path / "survey_cells.csv")
     assert "party" in cells.columns and cells["respondents"].sum() == 2000
     # The two fits' draws are paired one by one.

@@ -28,10 +28,11 @@ from typing import Any, cast
 
 import jax
 import numpy as np
+import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.schema import DataError, MRPData
+from ..data.schema import DataError, MRPData, Truth
 from ..design.cells import build_design
 from ..design.formula import parse_formula
 from ..inference.result import Fit, flatten_draws
@@ -41,6 +42,7 @@ from ..model.predict import cell_logits_by_cell
 from ..outputs import write_csv
 from ..poststratification import Poststratified, category_shares, poststratify_draws
 from .pipeline import Problem
+from .truth import estimate_tables
 
 log = logging.getLogger("mrp_numpyro")
 
@@ -79,7 +81,26 @@ def noncensus_data(data: MRPData, column: str) -> MRPData:
     levels = tuple(schema.noncensus[column])
     others = {c: v for c, v in schema.noncensus.items() if c != column}
     retargeted = replace(schema, outcome=column, outcome_levels=levels, baseline=None, noncensus=others)
-    return replace(data, schema=retargeted, truth=None, source=f"{data.source}, {column} as the outcome")
+    return replace(
+        data, schema=retargeted, truth=_shares_truth(data, column, levels), source=f"{data.source}, {column} as the outcome"
+    )
+
+
+def _shares_truth(data: MRPData, column: str, levels: tuple) -> Truth | None:
+    """The factor's true shares in every census cell, where the truth's cells are extended by it (synthetic data)."""
+    truth = data.truth
+    if truth is None or truth.cells is None or column not in truth.cells.columns:
+        return None
+    keys = [c for c in truth.cells.columns if c not in (column, "n", *truth.probability_columns)]
+    counts = truth.cells.groupby([*keys, column], observed=True, sort=False)["n"].sum().unstack(column)
+    counts = counts.reindex(columns=list(levels)).fillna(0.0)
+    total = counts.sum(axis=1)
+    cells = counts.index.to_frame(index=False)
+    for level in levels:
+        cells[f"p[{level}]"] = (counts[level] / total).to_numpy()
+    cells["n"] = total.to_numpy()
+    shares = Truth(area=pd.Series(dtype=float), national=float("nan"), cells=cells, categories=tuple(levels))
+    return replace(shares, area=shares.by([data.schema.area]))
 
 
 def _cell_shares(fit: Fit, problem: Problem) -> np.ndarray:
@@ -157,5 +178,6 @@ def noncensus_summary(first: NoncensusFit) -> dict[str, Any]:
 
 
 def write_noncensus(out: str | Path, first: NoncensusFit) -> list[Path]:
-    """The first model's shares of every grouping: ``estimates_<factor>_<grouping>.csv``."""
-    return [write_csv(Path(out) / f"estimates_{first.column}_{name}.csv", est.summary()) for name, est in first.estimates.items()]
+    """The first model's shares of every grouping, ``estimates_<factor>_<grouping>.csv``, with the truth on synthetic data."""
+    tables = estimate_tables(first.problem.data, first.estimates)
+    return [write_csv(Path(out) / f"estimates_{first.column}_{name}.csv", table) for name, table in tables.items()]
