@@ -204,7 +204,8 @@ def test_sigterm_marks_the_run_incomplete(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     # A long run the signal interrupts. Mean-field, for the default guide keeps the initial step
     # size of a million-step schedule long enough to break its scale factor, and the health
-    # check stops it at 1,500 steps (a FitError) unless the signal arrives first.
+    # check stops it at 1,500 steps (a FitError) unless the signal arrives first. Its plateau
+    # detector is off, else it can converge and finish before the signal (a race CI once lost).
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -213,6 +214,7 @@ def test_sigterm_marks_the_run_incomplete(tmp_path):
             "guide=meanfield",
             "progress=false",
             "budget.svi_steps=1000000",
+            "inference.plateau_rtol=null",
             f"hydra.run.dir={out}",
         ],
         cwd=tmp_path,

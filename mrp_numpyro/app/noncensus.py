@@ -97,7 +97,8 @@ def _shares_truth(data: MRPData, column: str, levels: tuple) -> Truth | None:
     total = counts.sum(axis=1)
     cells = counts.index.to_frame(index=False)
     for level in levels:
-        cells[f"p[{level}]"] = (counts[level] / total).to_numpy()
+        # An empty cell (N = 0) weighs nothing; its shares are set even so.
+        cells[f"p[{level}]"] = np.where(total > 0, counts[level] / total.where(total > 0, 1.0), 1.0 / len(levels))
     cells["n"] = total.to_numpy()
     shares = Truth(area=pd.Series(dtype=float), national=float("nan"), cells=cells, categories=tuple(levels))
     return replace(shares, area=shares.by([data.schema.area]))
