@@ -32,8 +32,9 @@ def level_dim(name: str) -> str:
 def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
     """ArviZ InferenceData of a fit's latent draws, labelled with coefficient and level names.
 
-    Adds ``r_<group>`` = ``sd_<group> * z_<group>``, the varying intercepts on the logit
-    scale (rstanarm's ``b[...]``). A categorical outcome's parameters have a dimension
+    Adds ``r_<group>`` = ``sd_<group> * z_<group>``, the varying intercepts (or slopes,
+    ``r_state__male``) on the logit scale (rstanarm's ``b[...]``); a correlated term's
+    ``cor_<term>`` has the term's coefficients on both of its dimensions. A categorical outcome's parameters have a dimension
     :data:`CATEGORY_DIM` of the non-baseline categories first.
     """
     posterior = dict(fit.draws)
@@ -48,11 +49,16 @@ def to_inference_data(fit: Fit, design: Design) -> az.InferenceData:
         dims[SITES.coefficients] = lead + ["coef"]
     for slot in design.layout.groups:
         sd, z, effect = SITES.sd(slot.name), SITES.z(slot.name), SITES.effect(slot.name)
-        dim = level_dim(slot.name)
+        # A term's intercepts and slopes share its factor's levels.
+        dim = level_dim(slot.factor)
         coords[dim] = list(slot.levels)
         dims[z] = lead + [dim]
         dims[effect] = lead + [dim]
         posterior[effect] = posterior[sd][..., None] * posterior[z]
+    for term in design.layout.correlated:
+        rows, cols = f"{term.name}_coef", f"{term.name}_coef_"
+        coords[rows] = coords[cols] = list(term.coefficients)
+        dims[SITES.correlation(term.name)] = [rows, cols]
     sample_stats = {"diverging": fit.traces["diverging"]} if "diverging" in fit.traces else None
     dims = {k: v for k, v in dims.items() if v and k in posterior}
     return az.from_dict(posterior=posterior, sample_stats=sample_stats, coords=coords, dims=dims)

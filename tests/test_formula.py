@@ -38,7 +38,7 @@ def test_removing_the_intercept_is_an_error(formula):
 @pytest.mark.parametrize(
     "formula, message",
     [
-        ("y ~ (male | state)", "varying slopes"),
+        ("y ~ (factor(region) | state)", "varying slopes of a factor"),
         ("y ~ log(x)", "unsupported function call"),
         ("y ~ (1 | ", "could not parse"),
     ],

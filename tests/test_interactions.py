@@ -127,13 +127,21 @@ def test_true_interaction_is_recovered(tmp_path):
     assert beta.std() < 0.36
 
 
-def test_nuts_and_the_default_guide_agree_on_a_cces_model_with_interactions(cces_nuts_and_default_guide):
-    """The full CCES with male:repvote and repvote:factor(eth): state means within 0.5 pp of NUTS."""
+def test_nuts_and_the_default_guide_agree_on_a_cces_model_with_interactions_and_slopes(cces_nuts_and_default_guide):
+    """The full CCES with repvote:factor(eth) and (1 + male | state): state means within 0.5 pp of NUTS.
+
+    One model holds both term types (interactions here, the correlated varying slopes of
+    tests/test_slopes.py), as each NUTS run on the CCES costs a minute of the suite. NUTS
+    has divergent transitions on this model (14 of 2,000 draws at this commit, BENCHMARKS.md;
+    none without the interaction), which the run reports; the bound here is on the estimates.
+    """
     formula = (
-        "abortion ~ (1 | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth) + (1 | educ:age)"
-        " + (1 | educ:eth) + repvote + factor(region) + male:repvote + repvote:factor(eth)"
+        "abortion ~ (1 + male | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth) + (1 | educ:age)"
+        " + (1 | educ:eth) + repvote + factor(region) + repvote:factor(eth)"
     )
     nuts, svi = cces_nuts_and_default_guide(formula)
     a, b = nuts.estimates["state"].summary(), svi.estimates["state"].summary()
-    assert np.max(np.abs(a["mean"] - b["mean"])) < 0.005
+    assert np.max(np.abs(a["mean"] - b["mean"])) < 0.005, np.abs(a["mean"] - b["mean"]).describe()
     assert "repvote:eth[Black]" in nuts.design.fixed_names
+    assert [t.name for t in nuts.design.layout.correlated] == ["state"]
+    assert nuts.fit.diagnostics.max_rhat < 1.05

@@ -229,3 +229,42 @@ def test_a_structured_fit_repoststratifies_and_refuses_new_levels_of_its_structu
     both["region"] = both["state"].map(areas["region"]).fillna(areas.loc["AK", "region"])
     with pytest.raises(DataError, match=r"level\(s\) \['PR'\] that the fit never saw; state enters the model .*structured prior"):
         repoststratify(out, both)
+
+
+def test_a_correlated_slopes_fit_draws_a_new_areas_intercept_and_slope_together(files, tmp_path):
+    """(1 + male | state): a new state's intercept and male slope come from each draw's correlation matrix."""
+    cfg = _config(files, "table.csv")
+    with open_dict(cfg):
+        cfg.model.formula = "abortion ~ (1 + male | state) + (1 | eth) + male + repvote"
+    out = tmp_path / "slopes"
+    run(cfg, out)
+    result = repoststratify(out, files / "table.csv")
+    pd.testing.assert_frame_equal(
+        result.tables["state"], pd.read_csv(out / "estimates_state.csv"), check_dtype=False, check_column_type=False
+    )
+    # A woman's and a man's cell of AK (male -0.5 and 0.5), and the same two of a new area PR with AK's predictors.
+    table = pd.read_csv(files / "table.csv")
+    ak = table[table["state"] == "AK"]
+    cells = pd.concat([ak[ak["male"] < 0].iloc[[0]], ak[ak["male"] > 0].iloc[[0]]], ignore_index=True)
+    cells = cells.assign(eth=cells["eth"].iloc[0], age=cells["age"].iloc[0], educ=cells["educ"].iloc[0])
+    four = pd.concat([cells, cells.assign(state="PR")], ignore_index=True)
+    areas = pd.read_csv(files / "areas.csv").set_index("state")
+    four["repvote"], four["region"] = areas.loc["AK", "repvote"], areas.loc["AK", "region"]
+    new = repoststratify(out, four, groupings={"cell": ["state", "male"]}, seed=3)
+    assert new.new_levels["state"] == ["PR"]
+    est = new.groupings["cell"]
+    labels = list(zip(est.labels["state"], est.labels["male"].astype(float) > 0))
+    logit = np.log(est.draws / (1 - est.draws)).reshape(-1, 4)
+    at = {label: logit[:, i] for i, label in enumerate(labels)}
+    # PR's logit minus AK's: sd (z_PR - z_AK) of the intercepts, plus the slopes' times male.
+    gap_f, gap_m = at[("PR", False)] - at[("AK", False)], at[("PR", True)] - at[("AK", True)]
+    post = xr.open_dataset(out / "posterior.nc", group="posterior")
+    draw = {k: post[k].to_numpy().reshape(-1, *post[k].shape[2:]) for k in ("sd_state", "sd_state__male", "cor_state")}
+    ak_z = {k: post[k].sel(state_level="AK").to_numpy().ravel() for k in ("z_state", "z_state__male")}
+    z_int = (gap_m + gap_f) / 2 / draw["sd_state"] + ak_z["z_state"]
+    z_slope = (gap_m - gap_f) / draw["sd_state__male"] + ak_z["z_state__male"]
+    # Standard normals, correlated as each draw's matrix: within 4 standard errors.
+    n, r = len(z_int), draw["cor_state"][:, 0, 1]
+    assert abs(z_int.mean()) < 4 / np.sqrt(n) and abs(z_slope.mean()) < 4 / np.sqrt(n)
+    assert abs(np.mean(z_int * z_slope - r)) < 4 * np.std(z_int * z_slope - r) / np.sqrt(n)
+    assert abs(np.mean(z_slope**2) - 1) < 4 * np.std(z_slope**2) / np.sqrt(n)

@@ -131,7 +131,7 @@ def _draws(posterior: xr.Dataset, design: Design, rng: np.random.Generator) -> t
         sd, z = SITES.sd(slot.name), SITES.z(slot.name)
         draws[sd] = posterior[sd].to_numpy()
         old = posterior[z]
-        position = {str(v): i for i, v in enumerate(old.coords[level_dim(slot.name)].to_numpy())}
+        position = {str(v): i for i, v in enumerate(old.coords[level_dim(slot.factor)].to_numpy())}
         values = old.to_numpy()
         chains, ndraw = values.shape[:2]
         out = np.empty((chains, ndraw, slot.size), dtype=values.dtype)
@@ -142,6 +142,15 @@ def _draws(posterior: xr.Dataset, design: Design, rng: np.random.Generator) -> t
             out[..., new] = rng.standard_normal((chains, ndraw, len(new)))
             new_levels[slot.name] = [slot.levels[j] for j in new]
         draws[z] = out
+    for term in layout.correlated:
+        # A new level's coefficients are drawn together, correlated as each draw's matrix says.
+        first = layout.groups[term.slots[0]]
+        new = [j for j, label in enumerate(first.levels) if label in set(new_levels.get(first.name, ()))]
+        if new:
+            chol = np.linalg.cholesky(posterior[SITES.correlation(term.name)].to_numpy())  # (chains, draws, J, J)
+            z = rng.standard_normal(chol.shape[:2] + (len(new), term.size)) @ np.swapaxes(chol, -1, -2)
+            for k, g in enumerate(term.slots):
+                draws[SITES.z(layout.groups[g].name)][..., new] = z[..., k]
     return draws, new_levels
 
 

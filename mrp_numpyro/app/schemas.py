@@ -62,12 +62,26 @@ class SdPriorConfig:
 
 
 @dataclass
+class CovariancePriorConfig:
+    """``model.priors.covariance``: the prior of a correlated term's covariance, ``(1 + x | g)``.
+
+    ``decov`` is rstanarm's (``sd`` gives its gamma's shape and scale); ``lkj`` gives each sd
+    the ``sd`` prior and the correlation matrix an LKJ prior, as brms does.
+    """
+
+    kind: str = "decov"
+    regularization: float = 1.0
+    concentration: float = 1.0
+
+
+@dataclass
 class PriorsConfig:
     """``model.priors`` (:meth:`mrp_numpyro.design.priors.Priors.from_config`)."""
 
     intercept: NormalPriorConfig = field(default_factory=NormalPriorConfig)
     coef: CoefPriorConfig = field(default_factory=CoefPriorConfig)
     sd: SdPriorConfig = field(default_factory=SdPriorConfig)
+    covariance: CovariancePriorConfig = field(default_factory=CovariancePriorConfig)
 
 
 @dataclass

@@ -214,6 +214,9 @@ class Truth:
         by area and ``category``, ``national`` is NaN and ``national_shares`` holds the
         nation's true share of every category; ``fixed``, ``sd`` and ``effects`` are keyed
         ``<category>:<name>`` for every non-baseline category.
+    correlation : dict of str to array
+        True correlation matrix of every term with correlated coefficients (``state``: the
+        intercepts' and the ``male`` slopes'), in the order of the term's coefficients.
     """
 
     area: pd.Series
@@ -223,6 +226,7 @@ class Truth:
     effects: Mapping[str, np.ndarray] = field(default_factory=dict)
     cells: pd.DataFrame | None = None
     categories: tuple[str, ...] = ()
+    correlation: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def probability_columns(self) -> tuple[str, ...]:

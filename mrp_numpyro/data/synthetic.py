@@ -36,6 +36,8 @@ __all__ = [
     "PARTY_SCHEMA",
     "TRUE_PARTY_EFFECT",
     "NONCENSUS_SCHEMA",
+    "TRUE_SLOPE_SD",
+    "TRUE_SLOPE_COR",
 ]
 
 # The synthetic data use the same schema as the CCES example, so every formula and
@@ -71,6 +73,11 @@ TRUE_PARTY_EFFECT = {"Democrat": -0.6, "Republican": 0.8, "Independent": 0.0}
 NONCENSUS_SCHEMA = replace(CCES18_SCHEMA, noncensus={"party": PARTY_LEVELS})
 
 # True correlation (ar1) and mixing weight (bym2) of structured truths.
+#: The synthetic varying slope (``load_synthetic(slopes=True)``): the sex gap varies by state
+#: with this sd, correlated with the state intercepts as ``(1 + male | state)`` models it.
+TRUE_SLOPE_SD = {"state__male": 0.25}
+TRUE_SLOPE_COR = {"state": -0.5}
+
 TRUE_RHO = {"ar1": 0.8, "bym2": 0.7}
 _ORDERED_TERMS = ("age", "educ")
 
@@ -198,6 +205,7 @@ def load_synthetic(
     structure: Mapping[str, str] | None = None,
     outcome: str = "abortion",
     party: bool = False,
+    slopes: bool = False,
 ) -> MRPData:
     """Generate the synthetic CCES-shaped survey, its population table and the truth.
 
@@ -226,6 +234,11 @@ def load_synthetic(
         synthetic party model's true shares in its cell, which shifts the outcome's logit by
         ``TRUE_PARTY_EFFECT``; the table does not count party (a non-census variable,
         ``schema.noncensus``), and the truth is over the cells extended by party.
+    slopes : bool
+        With the 0/1 outcome: the coefficient of ``male`` varies by state, with sd
+        ``TRUE_SLOPE_SD`` and correlation ``TRUE_SLOPE_COR`` with the state intercepts (the
+        model ``(1 + male | state)``); ``truth.effects["state__male"]`` holds the slopes and
+        ``truth.correlation["state"]`` the correlation matrix.
 
     Returns
     -------
@@ -245,12 +258,25 @@ def load_synthetic(
     if outcome == "party" or party:
         if outcome == "party" and party:
             raise ValueError("party=True adds party ID beside the 0/1 outcome; with outcome='party' it is the outcome")
-        if structure or interactions:
-            raise ValueError("the synthetic party ID has iid effects and no interactions; leave structure and interactions unset")
+        if structure or interactions or slopes:
+            raise ValueError(
+                "the synthetic party ID has iid effects, no interactions and no slopes; leave structure, interactions "
+                "and slopes unset"
+            )
         if party:
             return _noncensus(n, seed, area, cells, codes, propensity, pop_rng)
         return _party(n, seed, area, cells, codes, propensity, pop_rng)
     eta, fixed, effects = _true_logits(pop_rng, area, cells, codes, structure)
+    true_sd, correlation = dict(TRUE_SD), {}
+    if slopes:
+        # Each state's slope given its intercept: together a bivariate normal with the correlation.
+        sd, cor = TRUE_SLOPE_SD["state__male"], TRUE_SLOPE_COR["state"]
+        standard = effects["state"] / TRUE_SD["state"]
+        slope = sd * (cor * standard + np.sqrt(1.0 - cor**2) * pop_rng.normal(0.0, 1.0, len(STATES)))
+        eta = eta + slope[codes["state"]] * cells["male"].to_numpy()
+        effects["state__male"] = slope
+        true_sd["state__male"] = sd
+        correlation["state"] = np.array([[1.0, cor], [cor, 1.0]])
     numeric = {"male": cells["male"].to_numpy(), "repvote": area["repvote"].to_numpy()[codes["state"]]}
     for name, coef in (interactions or {}).items():
         parts = name.split(":")
@@ -268,19 +294,19 @@ def load_synthetic(
         area=pd.Series(truth_state, index=pd.Index(STATES, name="state"), name="truth"),
         national=float((N * p).sum() / N.sum()),
         fixed=fixed,
-        sd=dict(TRUE_SD),
+        sd=true_sd,
         effects=effects,
         cells=cells.drop(columns="n").assign(p=p, n=N),
+        correlation=correlation,
     )
 
     extra = f", interactions={dict(interactions)}" if interactions else ""
     extra += f", structure={structure}" if structure else ""
+    extra += ", slopes=True" if slopes else ""
     source = f"synthetic(n={n}, seed={seed}{extra})"
     survey_rng = np.random.default_rng([seed, 1, n])
-    weight = N * propensity
-    counts = survey_rng.multinomial(n, weight / weight.sum())
+    counts, rows = _respondent_cells(survey_rng, n, N * propensity)
     successes = survey_rng.binomial(counts, p)
-    rows = np.repeat(np.arange(len(cells)), counts)
     # Within each cell the first `successes` respondents say yes; a shuffle hides the order.
     rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     y = (rank < np.repeat(successes, counts)).astype(np.int8)
@@ -307,6 +333,12 @@ def _party_shares(
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)  # (cells, K), in PARTY_LEVELS' order
     return p, fixed, sd, effects
+
+
+def _respondent_cells(rng: np.random.Generator, n: int, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` respondents drawn over the cells in proportion to ``weight``: respondents per cell, and each one's cell."""
+    counts = rng.multinomial(n, weight / weight.sum())
+    return counts, np.repeat(np.arange(len(weight)), counts)
 
 
 def _answers(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
@@ -339,9 +371,7 @@ def _party(
     )
     truth = replace(truth, area=truth.by(["state"]))
     survey_rng = np.random.default_rng([seed, 1, n, 3])
-    weight = N * propensity
-    counts = survey_rng.multinomial(n, weight / weight.sum())
-    rows = np.repeat(np.arange(len(cells)), counts)
+    _, rows = _respondent_cells(survey_rng, n, N * propensity)
     answer = _answers(survey_rng, p[rows])
     order = survey_rng.permutation(len(rows))
     rows, answer = rows[order], answer[order]
@@ -377,9 +407,7 @@ def _noncensus(
     )
     truth = replace(truth, area=truth.by(["state"]), national=float(truth.by([]).iloc[0]))
     survey_rng = np.random.default_rng([seed, 1, n, 4])
-    weight = N * propensity
-    counts = survey_rng.multinomial(n, weight / weight.sum())
-    rows = survey_rng.permutation(np.repeat(np.arange(len(cells)), counts))
+    rows = survey_rng.permutation(_respondent_cells(survey_rng, n, N * propensity)[1])
     party = _answers(survey_rng, shares[rows])
     y = (survey_rng.random(len(rows)) < p[rows, party]).astype(np.int8)
     survey = cells.iloc[rows, :5].reset_index(drop=True)

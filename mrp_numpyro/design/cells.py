@@ -19,7 +19,7 @@ from ..data.adjacency import Adjacency, load_adjacency
 from ..data.schema import DataError, MRPData
 from .aggregation import aggregate_cells, extend_table
 from .formula import GroupTerm, ModelSpec
-from .layout import ParameterLayout
+from .layout import CorrelatedTerm, ParameterLayout
 from .priors import autoscale_denominators
 from .structure import AREA_PRIORS, IID, ORDERED_PRIORS, GroupPrior, ar1_prior, icar_prior, random_walk_prior
 
@@ -35,7 +35,7 @@ class CellArrays:
     X : array (cells, p)
         Population-level predictors, centred at the survey's respondent means.
     group_index : array (cells, G), int32
-        Level of every varying-intercept term in each cell.
+        Level of every group (a varying intercept or slope over a factor) in each cell.
     cells : pandas.DataFrame
         The cells' predictor values (one row per cell), for labelling.
     trials, successes : array (cells,) or None
@@ -46,6 +46,10 @@ class CellArrays:
     counts : int array (cells, K) or None
         Respondents per cell and answer of a categorical outcome, in the order of
         ``Design.outcome_levels`` (survey cells only); ``trials`` is their sum.
+    group_value : array (cells, G) or None
+        What multiplies each group's effect in each cell: 1 for a varying intercept, the
+        cell's value of the column for a varying slope (uncentred, as lme4's ``Z``). None
+        when every group is an intercept.
     """
 
     X: np.ndarray
@@ -55,6 +59,7 @@ class CellArrays:
     successes: np.ndarray | None = None
     weights: np.ndarray | None = None
     counts: np.ndarray | None = None
+    group_value: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:
@@ -134,7 +139,7 @@ class Design:
     def design_matrix(self, cells: CellArrays | None = None) -> np.ndarray:
         """``D`` of some cells, the survey's by default (:meth:`~mrp_numpyro.design.layout.ParameterLayout.design_matrix`)."""
         cells = self.survey if cells is None else cells
-        return self.layout.design_matrix(cells.X, cells.group_index)
+        return self.layout.design_matrix(cells.X, cells.group_index, cells.group_value)
 
 
 def _levels(data: MRPData, column: str) -> tuple:
@@ -214,19 +219,55 @@ def _product(parts: list[list[tuple[str, np.ndarray]]]) -> list[list[tuple[str, 
 
 def _group_block(
     spec: ModelSpec, codes: dict[str, np.ndarray], levels: dict[str, tuple]
-) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
-    index, labels = [], []
+) -> tuple[np.ndarray, np.ndarray | None, tuple[tuple[str, ...], ...]]:
+    """Every group's level in each cell, what multiplies its effect there, and its level labels.
+
+    A term gives one group per varying coefficient (:attr:`~mrp_numpyro.design.formula.GroupTerm.slot_names`):
+    they share the factor's levels; a slope's value is its column's, 1 is an intercept's.
+    """
+    index, value, labels = [], [], []
     for g in spec.groups:
         sizes = [len(levels[c]) for c in g.columns]
         idx = np.zeros_like(codes[g.columns[0]])
         for c, size in zip(g.columns, sizes, strict=True):
             idx = idx * size + codes[c]
-        index.append(idx)
         grid = pd.MultiIndex.from_product([[str(v) for v in levels[c]] for c in g.columns])
-        labels.append(tuple(":".join(t) for t in grid))
+        for coefficient in g.coefficients:
+            index.append(idx)
+            labels.append(tuple(":".join(t) for t in grid))
+            if coefficient == "Intercept":
+                value.append(np.ones(len(idx)))
+            else:
+                value.append(np.asarray(levels[coefficient], dtype=float)[codes[coefficient]])
     n = len(next(iter(codes.values())))
     G = np.stack(index, axis=1).astype(np.int32) if index else np.zeros((n, 0), np.int32)
-    return G, tuple(labels)
+    slopes = any(g.slopes for g in spec.groups)
+    return G, (np.stack(value, axis=1) if slopes else None), tuple(labels)
+
+
+def _check_slopes(spec: ModelSpec, data: MRPData, codes: dict[str, np.ndarray], G: np.ndarray | None = None) -> None:
+    """Each varying slope's column is numeric and (given the survey's groups ``G``) varies within a level of its factor."""
+    for term in spec.groups:
+        for column in term.slopes:
+            if data.schema.levels(column) is not None:
+                raise DataError(
+                    f"{term.text}: {column!r} is a factor (levels {list(data.schema.levels(column) or ())}); "
+                    "a varying slope is on a numeric column, such as a 0/1 indicator of one level"
+                )
+    if G is None:
+        return
+    g = 0
+    for term in spec.groups:
+        for coefficient in term.coefficients:
+            if coefficient != "Intercept":
+                pairs = np.unique(np.stack([G[:, g], codes[coefficient]], axis=1), axis=0)
+                if len(pairs) == len(np.unique(pairs[:, 0])):
+                    raise DataError(
+                        f"{term.text}: {coefficient!r} takes one value within every level of {term.name} in the survey, "
+                        f"so its slope over {term.name} cannot be told from the intercepts; use a column that varies "
+                        f"within {term.name} (a respondent-level one) or drop the slope"
+                    )
+            g += 1
 
 
 def _categorical_frame(cell_codes: dict[str, np.ndarray], levels: dict[str, tuple]) -> pd.DataFrame:
@@ -257,6 +298,22 @@ def _group_prior(term: GroupTerm, levels: tuple, data: MRPData, adjacency: Adjac
     if not graph.edges:
         raise DataError(f"{term.text}: the adjacency {graph.source} has no neighbours at all; use (1 | {column})")
     return icar_prior(graph.matrix(), graph.components(), kind=term.structure)
+
+
+def _layout(
+    spec: ModelSpec, fixed_names: tuple[str, ...], group_levels: tuple[tuple[str, ...], ...], priors: list[GroupPrior]
+) -> ParameterLayout:
+    """The layout of the coefficients and of every term's groups (one per varying coefficient)."""
+    groups: list[tuple] = []
+    correlated: list[CorrelatedTerm] = []
+    for term, prior in zip(spec.groups, priors, strict=True):
+        first = len(groups)
+        for name, coefficient in zip(term.slot_names, term.coefficients, strict=True):
+            slope = None if coefficient == "Intercept" else coefficient
+            groups.append((name, group_levels[len(groups)], prior if slope is None else IID, slope, term.name))
+        if term.covariance:
+            correlated.append(CorrelatedTerm(term.name, tuple(range(first, len(groups))), term.coefficients))
+    return ParameterLayout.build(fixed_names, groups, correlated)
 
 
 def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Path | None = None) -> Design:
@@ -311,14 +368,22 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
     _, X_p = _fixed_block(spec, p_codes, levels, categorical)
     center = (X_s * trials[:, None]).sum(0) / trials.sum()
     scale = autoscale_denominators(X_s, trials)
-    G_s, group_levels = _group_block(spec, s_codes, levels)
-    G_p, _ = _group_block(spec, p_codes, levels)
+    _check_slopes(spec, data, s_codes)
+    G_s, V_s, group_levels = _group_block(spec, s_codes, levels)
+    G_p, V_p, _ = _group_block(spec, p_codes, levels)
+    _check_slopes(spec, data, s_codes, G_s)
     group_priors = [_group_prior(g, levels[g.columns[0]], data, adjacency) for g in spec.groups]
     structured = [g.text for g, prior in zip(spec.groups, group_priors, strict=True) if prior.structured]
     if schema.categorical and structured:
         raise DataError(
             f"{', '.join(structured)}: structured priors are not yet offered with a categorical outcome "
             f"({schema.outcome!r} with levels {list(schema.outcome_levels)}); write the term as an iid varying intercept"
+        )
+    correlated = [g.text for g in spec.groups if g.covariance]
+    if schema.categorical and correlated:
+        raise DataError(
+            f"{', '.join(correlated)}: correlated varying slopes are not yet offered with a categorical outcome "
+            f"({schema.outcome!r}); write the term with || for independent intercepts and slopes"
         )
 
     survey = CellArrays(
@@ -328,16 +393,18 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
         trials=trials,
         successes=successes,
         counts=counts,
+        group_value=V_s,
     )
     post = CellArrays(
         X=X_p - center,
         group_index=G_p,
         cells=table.drop(columns=[schema.count]).reset_index(drop=True),
         weights=table[schema.count].to_numpy(float),
+        group_value=V_p,
     )
     return Design(
         spec=spec,
-        layout=ParameterLayout.build(fixed_names, zip((g.name for g in spec.groups), group_levels, group_priors, strict=True)),
+        layout=_layout(spec, fixed_names, group_levels, group_priors),
         x_center=center,
         x_scale=scale,
         survey=survey,

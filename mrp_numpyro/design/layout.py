@@ -5,12 +5,17 @@ poststratifier and the outputs see the regression effects as one vector
 
     theta = (Intercept, beta_1, ..., beta_p, a_1, ..., a_G),
 
-``a_g = sd_g * z_g`` the varying intercepts of group ``g``, and the survey or table cells'
+``a_g = sd_g * z_g`` the varying effects of group ``g``, and the survey or table cells'
 linear predictor as ``eta = D @ theta`` with ``D`` (:meth:`ParameterLayout.design_matrix`)
-a column of ones, the centred predictors and the one-hot levels of every group.
+a column of ones, the centred predictors and the one-hot levels of every group. A "group"
+here is one varying coefficient over a factor: ``(1 + male | state)`` has two, the
+intercepts ``state`` and the slopes ``state__male``, whose columns of ``D`` hold the cell's
+``male`` at its state's level (``GroupSlot.slope``); a term written with ``|`` makes
+its groups' standardised effects correlated (:class:`CorrelatedTerm`).
 :class:`ParameterLayout` is that order written down once: names, slices, and packing
-draws of the shared parameters into ``theta`` and back. :data:`SITES` names the sample
-sites, so no other module spells a prefix.
+draws of the shared parameters into ``theta`` and back. :data:`~mrp_numpyro.design.sites.SITES`
+(:mod:`mrp_numpyro.design.sites`, imported here too) names the sample sites, so no other
+module spells a prefix.
 """
 
 from __future__ import annotations
@@ -25,75 +30,46 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .sites import SITES, SiteNames
 from .structure import IID, GroupPrior
 
-__all__ = ["SITES", "SiteNames", "GroupSlot", "ParameterLayout", "pack"]
+__all__ = ["SITES", "SiteNames", "GroupSlot", "CorrelatedTerm", "ParameterLayout", "pack", "correlation_matrix"]
 
 # NumPy draws or, inside a model, JAX arrays.
 _Array = TypeVar("_Array", np.ndarray, jax.Array)
 
 
 @dataclass(frozen=True)
-class SiteNames:
-    """Names of the model's sample sites and of the labelled outputs derived from them.
-
-    The shared parameters, which every parameterisation's draws are mapped to
-    (``MRPModel.effects``, :class:`~mrp_numpyro.model.base.MRPModel`), are ``Intercept``, ``beta`` and, for each
-    varying intercept ``g``, ``sd_<g>`` and ``z_<g>``.
-    """
-
-    intercept: str = "Intercept"
-    coefficients: str = "beta"
-    observed: str = "y"
-    #: The identified model's coordinates (:mod:`mrp_numpyro.model.identified`).
-    identified: str = "phi"
-
-    def sd(self, group: str) -> str:
-        """A varying intercept's standard deviation."""
-        return f"sd_{group}"
-
-    def sd_group(self, site: str) -> str | None:
-        """The group whose standard deviation ``site`` is (``sd_state`` -> ``state``), or None."""
-        prefix = self.sd("")
-        return site[len(prefix) :] if site.startswith(prefix) and len(site) > len(prefix) else None
-
-    def z(self, group: str) -> str:
-        """A varying intercept's standardised effects ``a_g / sd_g``."""
-        return f"z_{group}"
-
-    def centred(self, group: str) -> str:
-        """A group's partially centred intercepts ``u`` (:mod:`mrp_numpyro.model.centring`)."""
-        return f"u_{group}"
-
-    def standard(self, group: str) -> str:
-        """A structured prior's independent standard normals ``e_g`` (:mod:`mrp_numpyro.design.structure`)."""
-        return f"e_{group}"
-
-    def rho(self, group: str) -> str:
-        """An AR(1) prior's correlation or a BYM2 prior's mixing weight."""
-        return f"rho_{group}"
-
-    def slope(self, group: str) -> str:
-        """A second-order random walk's linear trend on the logit scale."""
-        return f"slope_{group}"
-
-    def effect(self, group: str) -> str:
-        """The varying intercepts on the logit scale, ``sd_g * z_g`` (rstanarm's ``b[...]``), in the outputs."""
-        return f"r_{group}"
-
-
-#: The names of every sample site (:class:`~mrp_numpyro.design.layout.SiteNames`).
-SITES = SiteNames()
-
-
-@dataclass(frozen=True)
 class GroupSlot:
-    """One varying intercept's place in ``theta``, and the prior of its standardised intercepts."""
+    """One varying coefficient's place in ``theta``, and the prior of its standardised effects.
+
+    Attributes
+    ----------
+    name : str
+        ``state`` for intercepts, ``state__male`` for slopes.
+    levels : tuple of str
+        The factor's level labels.
+    start : int
+        The first place in ``theta``.
+    prior : GroupPrior
+        Of the standardised intercepts (``iid`` for slopes).
+    slope : str or None
+        The numeric column whose coefficient varies; None for varying intercepts.
+    term : str or None
+        The factor (``state``, ``male:eth``) when it is not ``name``: a slope's.
+    """
 
     name: str
     levels: tuple[str, ...]
     start: int
     prior: GroupPrior = IID
+    slope: str | None = None
+    term: str | None = None
+
+    @property
+    def factor(self) -> str:
+        """The name of the factor the effects vary over (its levels' dimension in the outputs)."""
+        return self.term or self.name
 
     @property
     def sites(self) -> tuple[str, ...]:
@@ -117,6 +93,38 @@ class GroupSlot:
     def stop(self) -> int:
         """One past the group's last place in ``theta``."""
         return self.start + self.size
+
+
+@dataclass(frozen=True)
+class CorrelatedTerm:
+    """A term whose varying coefficients are correlated, ``(1 + male | state)``.
+
+    Attributes
+    ----------
+    name : str
+        The factor (``state``).
+    slots : tuple of int
+        The positions in ``ParameterLayout.groups`` of its coefficients' groups, in formula order.
+    coefficients : tuple of str
+        ``Intercept`` and the slopes' columns, labels of the correlation matrix's rows.
+    """
+
+    name: str
+    slots: tuple[int, ...]
+    coefficients: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """``J``, the number of correlated coefficients."""
+        return len(self.slots)
+
+
+def correlation_matrix(chol: np.ndarray) -> np.ndarray:
+    """``L L'`` with its diagonal exactly 1 (rounding would leave it a hair off, and not constant)."""
+    cor = chol @ np.swapaxes(chol, -1, -2)
+    J = cor.shape[-1]
+    cor[..., np.arange(J), np.arange(J)] = 1.0
+    return cor
 
 
 def _xp(*arrays: object) -> ModuleType:
@@ -158,22 +166,37 @@ class ParameterLayout:
     fixed_names : tuple of str
         Names of the population-level coefficients ``beta`` (``male``, ``region[South]``).
     groups : tuple of GroupSlot
-        The varying intercepts in formula order, each with its level labels and offset.
+        The varying coefficients in formula order, each with its level labels and offset.
+    correlated : tuple of CorrelatedTerm
+        The terms whose coefficients are correlated.
     """
 
     fixed_names: tuple[str, ...]
     groups: tuple[GroupSlot, ...]
+    correlated: tuple[CorrelatedTerm, ...] = ()
 
     @classmethod
     def build(
-        cls, fixed_names: Sequence[str], groups: Iterable[tuple[str, Sequence[str]] | tuple[str, Sequence[str], GroupPrior]]
+        cls,
+        fixed_names: Sequence[str],
+        groups: Iterable[tuple],
+        correlated: Iterable[CorrelatedTerm] = (),
     ) -> ParameterLayout:
-        """The layout of an intercept, ``fixed_names`` and ``(name, levels)`` or ``(name, levels, prior)`` of every group."""
+        """The layout of an intercept, ``fixed_names`` and every group.
+
+        Parameters
+        ----------
+        fixed_names : sequence of str
+        groups : iterable of tuples
+            ``(name, levels)``, ``(name, levels, prior)`` or ``(name, levels, prior, slope, term)``
+            of every group (the fields of :class:`GroupSlot` after ``start``).
+        correlated : iterable of CorrelatedTerm
+        """
         slots, start = [], 1 + len(fixed_names)
-        for name, levels, *prior in groups:
-            slots.append(GroupSlot(name, tuple(levels), start, *prior))
+        for name, levels, *rest in groups:
+            slots.append(GroupSlot(name, tuple(levels), start, *rest))
             start += len(levels)
-        return cls(tuple(fixed_names), tuple(slots))
+        return cls(tuple(fixed_names), tuple(slots), tuple(correlated))
 
     # -- sizes and slices -------------------------------------------------------------
 
@@ -219,6 +242,10 @@ class ParameterLayout:
             out[slot.start : slot.stop] = g
         return out
 
+    def correlated_slots(self) -> frozenset[int]:
+        """The positions of the groups that belong to a correlated term."""
+        return frozenset(i for term in self.correlated for i in term.slots)
+
     def group(self, name: str) -> GroupSlot:
         """The slot of the group called ``name``."""
         for slot in self.groups:
@@ -235,8 +262,20 @@ class ParameterLayout:
 
     @property
     def noncentred_sites(self) -> tuple[str, ...]:
-        """Every site of the non-centred model: :attr:`fixed_sites`, then each group's ``sd_<g>`` and :attr:`GroupSlot.sites`."""
-        return self.fixed_sites + tuple(s for g in self.groups for s in (SITES.sd(g.name), *g.sites))
+        """Every site of the non-centred model.
+
+        :attr:`fixed_sites`, then each group's ``sd_<g>`` and :attr:`GroupSlot.sites`, the
+        groups of a correlated term its ``sd_<g>`` alone, then each correlated term's
+        :attr:`correlated_sites`.
+        """
+        joint = self.correlated_slots()
+        own = tuple(s for i, g in enumerate(self.groups) for s in (SITES.sd(g.name), *(() if i in joint else g.sites)))
+        return self.fixed_sites + own + self.correlated_sites
+
+    @property
+    def correlated_sites(self) -> tuple[str, ...]:
+        """Each correlated term's Cholesky factor ``L_<t>`` and standard normals ``e_<t>`` (levels, J)."""
+        return tuple(s for t in self.correlated for s in (SITES.cholesky(t.name), SITES.standard(t.name)))
 
     @property
     def sd_sites(self) -> tuple[str, ...]:
@@ -279,9 +318,20 @@ class ParameterLayout:
 
         ``e_<g>`` and ``slope_<g>`` are replaced by ``z_<g>``
         (:meth:`~mrp_numpyro.design.structure.GroupPrior.z`); ``rho_<g>``, a parameter of
-        interest, is kept; every other draw is passed on.
+        interest, is kept; a correlated term's ``e_<t>`` and ``L_<t>`` by its groups'
+        correlated ``z_<g> = (e L')[..., j]`` and its correlation matrix ``cor_<t> = L L'``;
+        every other draw is passed on.
         """
         out = dict(draws)
+        for term in self.correlated:
+            if SITES.standard(term.name) not in out:
+                continue
+            e = np.asarray(out.pop(SITES.standard(term.name)), np.float64)  # (draws, levels, J)
+            chol = np.asarray(out.pop(SITES.cholesky(term.name)), np.float64)  # (draws, J, J)
+            z = e @ np.swapaxes(chol, -1, -2)
+            for j, g in enumerate(term.slots):
+                out[SITES.z(self.groups[g].name)] = z[..., j]
+            out[SITES.correlation(term.name)] = correlation_matrix(chol)
         for slot in self.structured:
             if SITES.standard(slot.name) not in out:  # already mapped (a partially centred group)
                 continue
@@ -309,19 +359,22 @@ class ParameterLayout:
 
     # -- the design matrix ----------------------------------------------------------------
 
-    def design_matrix(self, X: np.ndarray, group_index: np.ndarray) -> np.ndarray:
+    def design_matrix(self, X: np.ndarray, group_index: np.ndarray, group_value: np.ndarray | None = None) -> np.ndarray:
         """``D`` of some cells: a column of ones, the predictors ``X`` and every group's one-hot levels.
 
         Parameters
         ----------
         X : array (cells, p)
         group_index : int array (cells, G)
+        group_value : array (cells, G), optional
+            What each group's one-hot column holds: 1 for varying intercepts (the default),
+            the slope's column for varying slopes (``CellArrays.group_value``).
         """
         n = X.shape[0]
         cols = [np.ones((n, 1)), np.asarray(X, np.float64)]
         for g, slot in enumerate(self.groups):
             onehot = np.zeros((n, slot.size))
-            onehot[np.arange(n), group_index[:, g]] = 1.0
+            onehot[np.arange(n), group_index[:, g]] = 1.0 if group_value is None else group_value[:, g]
             cols.append(onehot)
         return np.hstack(cols)
 

@@ -92,6 +92,11 @@ def _combinations(a: np.ndarray, b: np.ndarray | None = None) -> tuple[int, np.n
     return int(inverse.max()) + 1, inverse
 
 
+def _value_codes(values: np.ndarray) -> np.ndarray:
+    """Consecutive codes of the distinct values of a column."""
+    return np.unique(values, return_inverse=True)[1].ravel().astype(np.int64)
+
+
 def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | None = None) -> CellBlocks:
     """Group the design's terms into blocks with few distinct combinations of values.
 
@@ -122,7 +127,10 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
     # predictor (its distinct values), each group (its levels).
     codes = [np.zeros(n_cells, np.int64)]
     codes += [np.unique(s.X[:, j], return_inverse=True)[1].ravel() for j in range(p)]
-    codes += [s.group_index[:, g].astype(np.int64) for g in range(len(design.group_sizes))]
+    for g in range(len(design.group_sizes)):
+        level = s.group_index[:, g].astype(np.int64)
+        # A varying slope's column holds the cell's value at its level: code the pairs.
+        codes.append(level if s.group_value is None else _combinations(level, _value_codes(s.group_value[:, g]))[1])
     terms: list[tuple[list[int], np.ndarray]] = list(zip(design.layout.term_columns(), codes, strict=True))
     # (columns of D, combination of each cell, number of combinations) of every block.
     blocks = [(cols, inverse, count) for cols, codes in terms for count, inverse in [_combinations(codes)]]
@@ -152,7 +160,8 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
         # Only these rows of the design matrix are built: combinations x parameters, where
         # the whole of it (cells x parameters) would be 20 GB for a county table.
         E = np.zeros((count, design.layout.size))
-        E[:, block_cols] = design.layout.design_matrix(s.X[first], s.group_index[first])[:, block_cols]
+        value = None if s.group_value is None else s.group_value[first]
+        E[:, block_cols] = design.layout.design_matrix(s.X[first], s.group_index[first], value)[:, block_cols]
         rows.append(E)
         index.append(inverse)
         columns.append(block_cols)

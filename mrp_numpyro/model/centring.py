@@ -168,14 +168,18 @@ def centring_for(design: Design, sd: Mapping[str, float], caution: float = SD_CA
     else:
         assert s.successes is not None
         p = np.asarray(float(s.successes.sum()) / float(s.trials.sum()))
+    # A slope's effect enters a cell times the cell's value: its information has value^2.
+    value2 = np.ones(s.group_index.shape) if s.group_value is None else s.group_value**2
     info = tuple(
-        np.bincount(s.group_index[:, g], weights=s.trials, minlength=size) * p * (1.0 - p)
+        np.bincount(s.group_index[:, g], weights=s.trials * value2[:, g], minlength=size) * p * (1.0 - p)
         for g, size in enumerate(design.group_sizes)
     )
+    slopes = [slot.slope for slot in design.layout.groups]
     nested = []
     for g, size_g in enumerate(design.group_sizes):
         for h, size_h in enumerate(design.group_sizes):
-            if size_h <= size_g:
+            # Only effects on the same column absorb one another (intercepts, or one slope's).
+            if size_h <= size_g or slopes[h] != slopes[g]:
                 continue
             pairs = np.unique(s.group_index[:, [h, g]], axis=0)
             if len(np.unique(pairs[:, 0])) != len(pairs):  # some level of h spans two of g

@@ -52,6 +52,8 @@ from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, CellBlocks, block_predictor, cell_blocks
 from .categorical import categorical_fallback
+from .correlated import log_correlated_fallback
+from .noncentred import NonCentred
 from .prior_coordinates import PriorCoordinates, column_scales, prior_coordinates, prior_precision
 from .projected_normal import ProjectedNormal, cheaper_route
 from .structured import rho_prior
@@ -352,6 +354,10 @@ class Identified(Parameterization):
         """The identified model of ``design``, with its basis (see :meth:`~mrp_numpyro.model.base.Parameterization.build`)."""
         if design.categorical:
             return categorical_fallback(self.name, design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
+        if design.layout.correlated:
+            # Their prior on theta is not independent given the sds: the split below needs it to be.
+            log_correlated_fallback(self.name, design.layout.correlated)
+            return NonCentred().build(design, priors, dtype=dtype, max_grid_ratio=max_grid_ratio)
         blocks, likelihood = survey_likelihood(design, dtype, max_grid_ratio)
         basis = identified_basis(design, priors, grouped=self.grouped)
         mixed = tuple(g.name for g in design.layout.structured if g.prior.kind == "bym2")

@@ -3,13 +3,16 @@
 For cell ``c`` with ``trials[c]`` respondents,
 
     successes[c] ~ Binomial(trials[c], logit^-1(eta[c]))
-    eta[c] = Intercept + X[c] @ beta + sum_g sd_g * z_g[group_index[c, g]]
+    eta[c] = Intercept + X[c] @ beta + sum_g sd_g * z_g[group_index[c, g]] * value[c, g]
 
 (evaluated block by block, :mod:`mrp_numpyro.model.blocks`), with ``z_g ~ Normal(0, 1)`` (the
 non-centred form, which avoids the funnel between a group's standard deviation and its
 effects; :mod:`mrp_numpyro.model.partial` centres each level as far as its data allow),
 ``sd_g ~ Gamma(shape, scale)``, ``beta ~ Normal(loc, scale / x_scale)`` and
-``Intercept ~ Normal(loc, scale)`` on centred predictors (see :mod:`mrp_numpyro.design.priors`).
+``Intercept ~ Normal(loc, scale)`` on centred predictors (see :mod:`mrp_numpyro.design.priors`);
+``value[c, g]`` is 1 for a varying intercept and the cell's value of the column for a varying
+slope, whose ``z`` are correlated with its term's other coefficients' when the term is written
+with ``|`` (:mod:`mrp_numpyro.model.correlated`).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import numpyro.distributions as dist
 from jax.typing import DTypeLike
 
 from ..design.cells import Design
-from ..design.layout import SITES, ParameterLayout, pack
+from ..design.layout import SITES, CorrelatedTerm, ParameterLayout, pack
 from ..design.priors import Priors
 from ..design.structure import IID, GroupPrior
 from .base import MRPModel, Parameterization, register_parameterization, survey_likelihood
 from .blocks import GRID_MAX_RATIO, block_predictor
 from .categorical import categorical_model
 from .centring import Centring, centring_weights
+from .correlated import correlated_effects
 from .structured import centred_structured, structured_z
 
 __all__ = ["mrp_logit", "NonCentred"]
@@ -50,6 +54,7 @@ def mrp_logit(
     priors: Priors,
     centring: Centring | None = None,
     group_priors: tuple[GroupPrior, ...] = (),
+    correlated: tuple[CorrelatedTerm, ...] = (),
 ) -> None:
     """Hierarchical binomial logit over aggregated cells.
 
@@ -83,35 +88,52 @@ def mrp_logit(
         sampled non-centred by :func:`~mrp_numpyro.model.structured.structured_z`, or partially
         centred by :func:`~mrp_numpyro.model.structured.centred_structured` with ``centring``.
         Empty: every group ``iid``.
+    correlated : tuple of CorrelatedTerm, optional
+        Terms whose groups' effects are correlated (static), sampled by
+        :func:`~mrp_numpyro.model.correlated.correlated_effects`, partially centred with ``centring``.
     """
     intercept = numpyro.sample(SITES.intercept, dist.Normal(priors.intercept_loc, priors.intercept_scale))
     beta = (
         numpyro.sample(SITES.coefficients, dist.Normal(priors.coef_loc, coef_scale).to_event(1)) if coef_scale.shape[0] else None
     )
     sd_prior = dist.Gamma(priors.sd_shape, 1.0 / priors.sd_scale)
-    effects = []
+    effects: list = [None] * len(group_names)
     structures = group_priors or (IID,) * len(group_names)
+    joint = {g for term in correlated for g in term.slots}
     if centring is None:
-        for name, size, prior in zip(group_names, group_sizes, structures, strict=True):
+        sds = []
+        for g, (name, size, prior) in enumerate(zip(group_names, group_sizes, structures, strict=True)):
             sd = numpyro.sample(SITES.sd(name), sd_prior)
+            sds.append(sd)
+            if g in joint:
+                continue
             if prior.structured:
-                effects.append(sd * structured_z(name, size, prior, sd))
+                effects[g] = sd * structured_z(name, size, prior, sd)
                 continue
             with numpyro.plate(name, size):
-                effects.append(sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0)))
+                effects[g] = sd * numpyro.sample(SITES.z(name), dist.Normal(0.0, 1.0))
     else:
         # Every sd first: a main effect's weights depend on its interactions' sds.
         sds = [numpyro.sample(SITES.sd(name), sd_prior) for name in group_names]
         weights = centring_weights(sds, centring)
         parts = centring.parts or (None,) * len(group_names)
-        for name, size, sd, c, prior, part in zip(group_names, group_sizes, sds, weights, structures, parts, strict=True):
+        for g, (name, size, sd, c, prior, part) in enumerate(
+            zip(group_names, group_sizes, sds, weights, structures, parts, strict=True)
+        ):
+            if g in joint:
+                continue
             if part is not None:
-                effects.append(centred_structured(name, prior, part, sd, c))
+                effects[g] = centred_structured(name, prior, part, sd, c)
             elif prior.structured:  # ar1: non-centred
-                effects.append(sd * structured_z(name, size, prior, sd))
+                effects[g] = sd * structured_z(name, size, prior, sd)
             else:
                 with numpyro.plate(name, size):
-                    effects.append(sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c)))
+                    effects[g] = sd ** (1.0 - c) * numpyro.sample(SITES.centred(name), dist.Normal(0.0, sd**c))
+    for term in correlated:
+        c = None if centring is None else [weights[g] for g in term.slots]
+        a = correlated_effects(term, group_sizes[term.slots[0]], [sds[g] for g in term.slots], priors, c)
+        for j, g in enumerate(term.slots):
+            effects[g] = a[:, j]
     eta = block_predictor(pack(intercept, beta, effects), rows, index)
     with numpyro.plate_stack("cells", trials.shape):
         numpyro.sample(SITES.observed, dist.Binomial(total_count=trials, logits=eta), obs=successes)
@@ -155,6 +177,7 @@ class NonCentred(Parameterization):
             group_sizes=design.group_sizes,
             priors=priors,
             group_priors=tuple(g.prior for g in design.layout.groups),
+            correlated=design.layout.correlated,
         )
         kwargs = {"rows": tuple(jnp.asarray(r, dtype) for r in blocks.rows), **likelihood}
         layout = design.layout

@@ -24,6 +24,7 @@ from ..design.priors import Priors
 from .base import MRPModel, Parameterization, register_parameterization
 from .blocks import GRID_MAX_RATIO
 from .centring import SD_CAUTION, Centring, centring_for, centring_weights
+from .correlated import decentre_correlated
 from .noncentred import NonCentred
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ def _decentre(
     """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds.
 
     A centred structured group has ``a = columns @ (sigma^(1 - c) u)`` (plus ``rw2``'s
-    trend); ``ar1`` and ``bym2`` groups are non-centred and mapped to their ``z`` by
+    trend); a correlated term's ``u`` is mapped coefficient by coefficient
+    (:func:`~mrp_numpyro.model.correlated.decentre_correlated`); ``ar1`` and ``bym2`` groups
+    are non-centred and mapped to their ``z`` by
     :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise`.
     """
     group_names = layout.group_names
@@ -45,9 +48,13 @@ def _decentre(
     out = {k: v for k, v in draws.items() if k not in centred}
     sds = [np.asarray(draws[SITES.sd(name)], np.float64) for name in group_names]
     parts = centring.parts or (None,) * len(group_names)
-    for slot, sd, c, part in zip(layout.groups, sds, centring_weights(sds, centring), parts, strict=True):
-        u = draws.get(SITES.centred(slot.name))
-        if u is None:  # ar1 and bym2, sampled non-centred
+    weights = centring_weights(sds, centring)
+    for term in layout.correlated:
+        decentre_correlated(draws[SITES.centred(term.name)], out, term, layout, weights)
+    joint = layout.correlated_slots()
+    for g, (slot, sd, c, part) in enumerate(zip(layout.groups, sds, weights, parts, strict=True)):
+        u = None if g in joint else draws.get(SITES.centred(slot.name))
+        if u is None:  # ar1 and bym2, sampled non-centred; correlated terms, mapped above
             continue
         u = np.asarray(u, np.float64)
         if part is None:  # sd (draws,) or, for a categorical outcome, (draws, K - 1)
@@ -113,8 +120,12 @@ class PartiallyCentred(Parameterization):
         kept = [g.name for g, part in zip(layout.groups, parts, strict=True) if g.prior.structured and part is None]
         if kept:
             log.info("partial centring: %s keep their ar1 or bym2 priors non-centred", ", ".join(kept))
+        joint = layout.correlated_slots()
         latent = layout.fixed_sites
-        for slot, part in zip(layout.groups, parts, strict=True):
+        for g, (slot, part) in enumerate(zip(layout.groups, parts, strict=True)):
+            if g in joint:
+                latent += (SITES.sd(slot.name),)
+                continue
             if slot.prior.structured and part is None:
                 latent += (SITES.sd(slot.name), *slot.sites)
                 continue
@@ -122,6 +133,7 @@ class PartiallyCentred(Parameterization):
             latent += (SITES.rho(slot.name),) if slot.prior.has_rho else ()
             latent += (SITES.centred(slot.name),)
             latent += (SITES.slope(slot.name),) if slot.prior.trend is not None else ()
+        latent += tuple(s for t in layout.correlated for s in (SITES.cholesky(t.name), SITES.centred(t.name)))
         effects = partial(_decentre, layout=layout, centring=centring)
         return MRPModel(
             design,
