@@ -132,8 +132,9 @@ def test_nuts_and_the_default_guide_agree_on_a_cces_model_with_interactions_and_
 
     One model holds both term types (interactions here, the correlated varying slopes of
     tests/test_slopes.py), as each NUTS run on the CCES costs a minute of the suite. NUTS
-    has divergent transitions on this model (14 of 2,000 draws at this commit, BENCHMARKS.md;
-    none without the interaction), which the run reports; the bound here is on the estimates.
+    has divergent transitions on this model (14 of 2,000 draws, BENCHMARKS.md), as on the
+    interactions without the slopes and not on the slopes without the interaction; the run
+    reports them, and the bound here is on the estimates.
     """
     formula = (
         "abortion ~ (1 + male | state) + (1 | eth) + (1 | educ) + (1 | age) + male + (1 | male:eth) + (1 | educ:age)"

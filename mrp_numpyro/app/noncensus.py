@@ -28,11 +28,10 @@ from typing import Any, cast
 
 import jax
 import numpy as np
-import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.schema import DataError, MRPData, Truth
+from ..data.schema import DataError, MRPData
 from ..design.cells import build_design
 from ..design.formula import parse_formula
 from ..inference.result import Fit, flatten_draws
@@ -82,26 +81,11 @@ def noncensus_data(data: MRPData, column: str) -> MRPData:
     others = {c: v for c, v in schema.noncensus.items() if c != column}
     retargeted = replace(schema, outcome=column, outcome_levels=levels, baseline=None, noncensus=others)
     return replace(
-        data, schema=retargeted, truth=_shares_truth(data, column, levels), source=f"{data.source}, {column} as the outcome"
+        data,
+        schema=retargeted,
+        truth=None if data.truth is None else data.truth.shares(column, levels, data.schema.area),
+        source=f"{data.source}, {column} as the outcome",
     )
-
-
-def _shares_truth(data: MRPData, column: str, levels: tuple) -> Truth | None:
-    """The factor's true shares in every census cell, where the truth's cells are extended by it (synthetic data)."""
-    truth = data.truth
-    if truth is None or truth.cells is None or column not in truth.cells.columns:
-        return None
-    keys = [c for c in truth.cells.columns if c not in (column, "n", *truth.probability_columns)]
-    counts = truth.cells.groupby([*keys, column], observed=True, sort=False)["n"].sum().unstack(column)
-    counts = counts.reindex(columns=list(levels)).fillna(0.0)
-    total = counts.sum(axis=1)
-    cells = counts.index.to_frame(index=False)
-    for level in levels:
-        # An empty cell (N = 0) weighs nothing; its shares are set even so.
-        cells[f"p[{level}]"] = np.where(total > 0, counts[level] / total.where(total > 0, 1.0), 1.0 / len(levels))
-    cells["n"] = total.to_numpy()
-    shares = Truth(area=pd.Series(dtype=float), national=float("nan"), cells=cells, categories=tuple(levels))
-    return replace(shares, area=shares.by([data.schema.area]))
 
 
 def _cell_shares(fit: Fit, problem: Problem) -> np.ndarray:

@@ -10,6 +10,7 @@ offending values when they do not hold.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,6 +238,27 @@ class Truth:
     def national_shares(self) -> pd.Series:
         """The nation's true share of every category (a categorical outcome's truth)."""
         return self.by([])
+
+    def shares(self, column: str, levels: Sequence[str], area: str) -> Truth | None:
+        """The true shares of ``column``'s levels in every cell without it, where the cells are extended by it.
+
+        The truth of a non-census factor's own model (party ID in the synthetic non-census
+        survey): each census cell's share of every level, ``p[<level>]``, and its count.
+        None when the truth's cells do not have ``column``.
+        """
+        if self.cells is None or column not in self.cells.columns:
+            return None
+        keys = [c for c in self.cells.columns if c not in (column, "n", *self.probability_columns)]
+        counts = self.cells.groupby([*keys, column], observed=True, sort=False)["n"].sum().unstack(column)
+        counts = counts.reindex(columns=list(levels)).fillna(0.0)
+        total = counts.sum(axis=1)
+        cells = counts.index.to_frame(index=False)
+        for level in levels:
+            # An empty cell (N = 0) weighs nothing; its shares are set even so.
+            cells[f"p[{level}]"] = np.where(total > 0, counts[level] / total.where(total > 0, 1.0), 1.0 / len(levels))
+        cells["n"] = total.to_numpy()
+        shares = Truth(area=pd.Series(dtype=float), national=float("nan"), cells=cells, categories=tuple(levels))
+        return dataclasses.replace(shares, area=shares.by([area]))
 
     def by(self, columns: Sequence[str]) -> pd.Series:
         """The population-weighted true value of every group of ``columns`` (``[]``: the nation).
