@@ -245,3 +245,16 @@ def test_the_identified_density_is_the_projected_normal_for_any_formula_and_extr
     assert np.isfinite(float(got))
     # cond(cov) reaches (2.5 / 1e-4)^2 ~ 1e9 at the smallest sds: 1e-16 x 1e9 relative on a solve.
     assert float(got) == pytest.approx(log_sd + log_phi + log_y.sum(), rel=1e-7)
+
+
+def test_the_basis_is_found_where_lapacks_divide_and_conquer_svd_does_not_converge():
+    """A formula hypothesis found: gesdd gave 'SVD did not converge' on its design; the basis falls back to gesvd."""
+    design = build_design(
+        parse_formula("abortion ~ (1 | eth) + (1 | region) + (1 | age) + (1 | state:eth) + (1 | state)"),
+        load_synthetic(1500, seed=7),
+    )
+    basis = identified_basis(design, Priors())
+    D = design.design_matrix()
+    assert basis.rank == np.linalg.matrix_rank(D)
+    np.testing.assert_allclose(D @ basis.N, 0.0, atol=1e-10)
+    np.testing.assert_allclose(basis.R.T @ basis.R, np.eye(basis.rank), atol=1e-10)

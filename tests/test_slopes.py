@@ -20,6 +20,7 @@ from mrp_numpyro.design.sites import SITES
 from mrp_numpyro.model import build_model, cell_logits
 from mrp_numpyro.model.blocks import cell_blocks
 from mrp_numpyro.model.centring import centring_for, centring_weights
+from mrp_numpyro.model.predict import cell_logits_by_cell
 
 CORRELATED = "abortion ~ male + repvote + (1 + male | state) + (1 | eth)"
 INDEPENDENT = "abortion ~ male + repvote + (1 + male || state) + (1 | eth)"
@@ -336,3 +337,24 @@ def test_true_slopes_and_their_correlation_are_recovered():
     for value, true in ((sd, TRUE_SLOPE_SD["state__male"]), (cor, TRUE_SLOPE_COR["state"])):
         assert abs(value.mean() - true) < 3 * value.std(), (value.mean(), value.std(), true)
     assert draws["cor_state"].shape[-2:] == (2, 2)
+
+
+def test_independent_slopes_with_a_categorical_outcome():
+    """(1 + male || state) for party ID: every category gets its own intercepts and slopes, through the same blocks."""
+    party = load_synthetic(2000, seed=3, outcome="party")
+    design = build_design(parse_formula("party ~ male + (1 + male || state) + (1 | eth)"), party)
+    assert design.group_names == ("state", "state__male", "eth")
+    rng = np.random.default_rng(1)
+    k = len(design.categories)
+    draws = {"Intercept": rng.normal(size=(2, k)), "beta": rng.normal(size=(2, k, 1))}
+    for g in design.layout.groups:
+        draws[SITES.sd(g.name)] = rng.uniform(0.1, 1.0, (2, k))
+        draws[SITES.z(g.name)] = rng.normal(size=(2, k, g.size))
+    eta = cell_logits_by_cell(draws, design, design.survey)  # (cells, draws, K - 1)
+    theta = design.layout.pack_draws(draws)  # (draws, K - 1, P)
+    np.testing.assert_allclose(eta, np.einsum("cp,dkp->cdk", design.design_matrix(), theta), rtol=1e-10)
+    model = build_model(design, Priors(), parameterization="partial", sd_guess={g: np.full(k, 0.3) for g in design.group_names})
+    params = {k_: jnp.asarray(v[0]) for k_, v in draws.items() if not k_.startswith("z_")}
+    params |= {SITES.centred(g): jnp.asarray(draws[SITES.z(g)][0]) for g in design.group_names}
+    lp, _ = log_density(model.fn, (), dict(model.kwargs), params)
+    assert np.isfinite(float(lp))

@@ -1,4 +1,4 @@
-"""A term's correlated varying coefficients, ``(1 + male | state)``, sampled non-centred.
+"""A term's correlated varying coefficients, ``(1 + male | state)``, non-centred or partially centred.
 
 For a term with ``J`` coefficients (the intercept and the slopes) over ``L`` levels, the
 model samples each coefficient's sd ``sd_j`` (a site of its own, as every group's), the

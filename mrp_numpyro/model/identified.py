@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import scipy.linalg
 from jax.typing import DTypeLike
 
 from ..design.cells import Design
@@ -173,7 +174,12 @@ def identified_basis(design: Design, priors: Priors, grouped: bool = True) -> Id
     D = design.design_matrix() @ T
     # Only the right singular vectors are needed: with at least as many cells as columns the
     # thin SVD has all of them (and skips a cells x cells matrix); otherwise ask for all.
-    _, sv, vt = np.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1])
+    try:
+        _, sv, vt = np.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1])
+    except np.linalg.LinAlgError:
+        # LAPACK's divide and conquer (gesdd) does not converge on some 0/1 matrices (five
+        # groups over 1,500 synthetic respondents, tests/test_identified.py); gesvd does.
+        _, sv, vt = scipy.linalg.svd(D, full_matrices=D.shape[0] < D.shape[1], lapack_driver="gesvd")
     rank = int(np.sum(sv > sv[0] * NULL_RTOL))
     row_basis = vt[:rank].T
     if grouped:
