@@ -245,8 +245,8 @@ def _group_block(
     return G, (np.stack(value, axis=1) if slopes else None), tuple(labels)
 
 
-def _check_slopes(spec: ModelSpec, data: MRPData, codes: dict[str, np.ndarray], G: np.ndarray | None = None) -> None:
-    """Each varying slope's column is numeric and (given the survey's groups ``G``) varies within a level of its factor."""
+def _check_slope_columns(spec: ModelSpec, data: MRPData) -> None:
+    """Each varying slope's column is numeric, not a factor of the schema."""
     for term in spec.groups:
         for column in term.slopes:
             if data.schema.levels(column) is not None:
@@ -254,8 +254,10 @@ def _check_slopes(spec: ModelSpec, data: MRPData, codes: dict[str, np.ndarray], 
                     f"{term.text}: {column!r} is a factor (levels {list(data.schema.levels(column) or ())}); "
                     "a varying slope is on a numeric column, such as a 0/1 indicator of one level"
                 )
-    if G is None:
-        return
+
+
+def _check_slopes_vary(spec: ModelSpec, codes: dict[str, np.ndarray], G: np.ndarray) -> None:
+    """Each varying slope's column varies within at least one level of its factor in the survey's cells ``G``."""
     g = 0
     for term in spec.groups:
         for coefficient in term.coefficients:
@@ -368,10 +370,10 @@ def build_design(spec: ModelSpec, data: MRPData, adjacency: Adjacency | str | Pa
     _, X_p = _fixed_block(spec, p_codes, levels, categorical)
     center = (X_s * trials[:, None]).sum(0) / trials.sum()
     scale = autoscale_denominators(X_s, trials)
-    _check_slopes(spec, data, s_codes)
+    _check_slope_columns(spec, data)
     G_s, V_s, group_levels = _group_block(spec, s_codes, levels)
     G_p, V_p, _ = _group_block(spec, p_codes, levels)
-    _check_slopes(spec, data, s_codes, G_s)
+    _check_slopes_vary(spec, s_codes, G_s)
     group_priors = [_group_prior(g, levels[g.columns[0]], data, adjacency) for g in spec.groups]
     structured = [g.text for g, prior in zip(spec.groups, group_priors, strict=True) if prior.structured]
     if schema.categorical and structured:

@@ -33,7 +33,7 @@ from numpy.typing import DTypeLike
 from .sites import SITES, SiteNames
 from .structure import IID, GroupPrior
 
-__all__ = ["SITES", "SiteNames", "GroupSlot", "CorrelatedTerm", "ParameterLayout", "pack", "correlation_matrix"]
+__all__ = ["SITES", "SiteNames", "GroupSlot", "CorrelatedTerm", "ParameterLayout", "pack"]
 
 # NumPy draws or, inside a model, JAX arrays.
 _Array = TypeVar("_Array", np.ndarray, jax.Array)
@@ -119,7 +119,7 @@ class CorrelatedTerm:
         return len(self.slots)
 
 
-def correlation_matrix(chol: np.ndarray) -> np.ndarray:
+def _correlation_matrix(chol: np.ndarray) -> np.ndarray:
     """``L L'`` with its diagonal exactly 1 (rounding would leave it a hair off, and not constant)."""
     cor = chol @ np.swapaxes(chol, -1, -2)
     J = cor.shape[-1]
@@ -331,7 +331,7 @@ class ParameterLayout:
             z = e @ np.swapaxes(chol, -1, -2)
             for j, g in enumerate(term.slots):
                 out[SITES.z(self.groups[g].name)] = z[..., j]
-            out[SITES.correlation(term.name)] = correlation_matrix(chol)
+            out[SITES.correlation(term.name)] = _correlation_matrix(chol)
         for slot in self.structured:
             if SITES.standard(slot.name) not in out:  # already mapped (a partially centred group)
                 continue

@@ -126,7 +126,7 @@ def cell_blocks(design: Design, max_fraction: float = 0.25, cells: CellArrays | 
     # Codes over the cells of every term of the layout: the intercept (one value), each
     # predictor (its distinct values), each group (its levels).
     codes = [np.zeros(n_cells, np.int64)]
-    codes += [np.unique(s.X[:, j], return_inverse=True)[1].ravel() for j in range(p)]
+    codes += [_value_codes(s.X[:, j]) for j in range(p)]
     for g in range(len(design.group_sizes)):
         level = s.group_index[:, g].astype(np.int64)
         # A varying slope's column holds the cell's value at its level: code the pairs.

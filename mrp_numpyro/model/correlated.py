@@ -35,7 +35,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from ..design.layout import SITES, CorrelatedTerm, ParameterLayout, correlation_matrix
+from ..design.layout import SITES, CorrelatedTerm, ParameterLayout
 from ..design.priors import Priors, decov_sd_log_density
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,17 @@ def correlated_effects(
 def decentre_correlated(
     u: np.ndarray, out: dict[str, np.ndarray], term: CorrelatedTerm, layout: ParameterLayout, weights: Sequence[np.ndarray]
 ) -> None:
-    """Put a partially centred term's groups' ``z`` and its ``cor_<t>`` into ``out``, in place of ``L_<t>``.
+    """Put a partially centred term's standard normals ``e_<t> = m^-c u`` into ``out`` (:func:`correlated_effects`).
 
-    ``e = m^-c u`` and ``z = e L'`` (:func:`correlated_effects`), for ``u`` (draws, levels, J)
-    the draws of ``u_<t>`` and ``c`` (draws, levels) at each draw's sds.
+    ``u`` (draws, levels, J) are the draws of ``u_<t>`` and ``c`` (draws, levels) the weights at
+    each draw's sds; :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise` then maps
+    ``e_<t>`` and ``L_<t>`` to the groups' ``z`` and ``cor_<t>``, as for the non-centred model.
     """
-    chol = np.asarray(out.pop(SITES.cholesky(term.name)), np.float64)  # (draws, J, J)
+    chol = np.asarray(out[SITES.cholesky(term.name)], np.float64)  # (draws, J, J)
     sd = np.stack([np.asarray(out[SITES.sd(layout.groups[g].name)], np.float64) for g in term.slots], axis=-1)
     m = sd * np.diagonal(chol, axis1=-2, axis2=-1)  # (draws, J)
     c = np.stack([np.asarray(weights[g]) for g in term.slots], axis=-1)  # (draws, levels, J)
-    z = (np.asarray(u, np.float64) * m[:, None, :] ** -c) @ np.swapaxes(chol, -1, -2)
-    for j, g in enumerate(term.slots):
-        out[SITES.z(layout.groups[g].name)] = z[..., j]
-    out[SITES.correlation(term.name)] = correlation_matrix(chol)
+    out[SITES.standard(term.name)] = np.asarray(u, np.float64) * m[:, None, :] ** -c
 
 
 def log_correlated_fallback(name: str, terms: Sequence[CorrelatedTerm]) -> None:

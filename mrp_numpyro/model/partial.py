@@ -38,9 +38,9 @@ def _decentre(
     """``z = a / sd = sd^-c u`` for the partially centred model, ``c`` at each draw's sds.
 
     A centred structured group has ``a = columns @ (sigma^(1 - c) u)`` (plus ``rw2``'s
-    trend); a correlated term's ``u`` is mapped coefficient by coefficient
-    (:func:`~mrp_numpyro.model.correlated.decentre_correlated`); ``ar1`` and ``bym2`` groups
-    are non-centred and mapped to their ``z`` by
+    trend); a correlated term's ``u`` is mapped to its standard normals ``e``
+    (:func:`~mrp_numpyro.model.correlated.decentre_correlated`), and they, like the
+    non-centred ``ar1`` and ``bym2`` groups, to their ``z`` by
     :meth:`~mrp_numpyro.design.layout.ParameterLayout.standardise`.
     """
     group_names = layout.group_names
@@ -54,7 +54,7 @@ def _decentre(
     joint = layout.correlated_slots()
     for g, (slot, sd, c, part) in enumerate(zip(layout.groups, sds, weights, parts, strict=True)):
         u = None if g in joint else draws.get(SITES.centred(slot.name))
-        if u is None:  # ar1 and bym2, sampled non-centred; correlated terms, mapped above
+        if u is None:  # ar1 and bym2, sampled non-centred; correlated terms, mapped to e above
             continue
         u = np.asarray(u, np.float64)
         if part is None:  # sd (draws,) or, for a categorical outcome, (draws, K - 1)
